@@ -1,0 +1,287 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Bounds of a CodeRun that the schema enforces. The operator's configuration may set lower
+// maxima for limits; see Limits.
+const (
+	// MaxSourceBytes bounds spec.source, in bytes of UTF-8.
+	MaxSourceBytes = 65536
+	// MaxStdinBytes bounds spec.stdin, in bytes of UTF-8.
+	MaxStdinBytes = 65536
+)
+
+// Language is the programming language of a CodeRun's source.
+// +kubebuilder:validation:Enum=python
+type Language string
+
+// LanguagePython runs the source with the runner image's python3 (CPython 3.13 with
+// numpy, pandas 2.x and scipy 1.x).
+const LanguagePython Language = "python"
+
+// CodeRunSpec is the program to run and the limits it runs under. It is immutable: to run
+// something else, create another CodeRun.
+// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable; create a new CodeRun instead"
+type CodeRunSpec struct {
+	// language is the language of source. Only "python" is supported; it is the default.
+	// +optional
+	// +kubebuilder:default=python
+	Language Language `json:"language,omitempty"`
+
+	// source is the program, at most 65536 bytes of UTF-8. It reaches the run's pod as a
+	// read-only file.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	// +kubebuilder:validation:XValidation:rule="size(bytes(self)) <= 65536",message="source must be at most 65536 bytes"
+	Source string `json:"source"`
+
+	// stdin is given to the program as its standard input, at most 65536 bytes of UTF-8.
+	// The program sees end-of-file after it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	// +kubebuilder:validation:XValidation:rule="size(bytes(self)) <= 65536",message="stdin must be at most 65536 bytes"
+	Stdin string `json:"stdin,omitempty"`
+
+	// limits bound the run. Each one left out takes the operator's default; each one above
+	// the operator's maximum fails the run with reason Rejected. status.limits shows the
+	// limits that applied.
+	// +optional
+	Limits Limits `json:"limits,omitzero"`
+}
+
+// Limits bound one run. The schema accepts a timeout of 1-3600 s, memory of 16Mi-64Gi and
+// CPU of 10m-64; the operator's configuration sets the defaults and (usually lower) maxima.
+// As shipped: timeout 10 s (max 60 s), memory 256Mi (max 1Gi), CPU 1 (max 2).
+type Limits struct {
+	// timeoutSeconds is the wall-clock time the program may run, from the moment it starts
+	// (time spent queued or starting the pod does not count). A program still running then
+	// is killed and the run ends with reason TimeLimitExceeded.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3600
+	TimeoutSeconds *int32 `json:"timeoutSeconds,omitempty"`
+
+	// memory is the most memory the program may use (the pod's memory limit, which equals
+	// its request). A program that needs more is killed and the run ends with reason
+	// MemoryLimitExceeded.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('16Mi')) >= 0 && quantity(string(self)).compareTo(quantity('64Gi')) <= 0",message="memory must be between 16Mi and 64Gi"
+	Memory *resource.Quantity `json:"memory,omitempty"`
+
+	// cpu is the CPU the program may use (the pod's CPU limit, which equals its request).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('10m')) >= 0 && quantity(string(self)).compareTo(quantity('64')) <= 0",message="cpu must be between 10m and 64"
+	CPU *resource.Quantity `json:"cpu,omitempty"`
+}
+
+// CodeRunPhase is a coarse summary of where a run is.
+// +kubebuilder:validation:Enum=Queued;Running;Succeeded;Failed
+type CodeRunPhase string
+
+const (
+	// PhaseQueued: waiting for a free run slot (the operator runs a bounded number at once,
+	// oldest first).
+	PhaseQueued CodeRunPhase = "Queued"
+	// PhaseRunning: the run has a slot and its Job; its pod is starting or running.
+	PhaseRunning CodeRunPhase = "Running"
+	// PhaseSucceeded: the program exited with code 0 within its limits (reason Completed).
+	PhaseSucceeded CodeRunPhase = "Succeeded"
+	// PhaseFailed: the run ended any other way; status.result.reason says how.
+	PhaseFailed CodeRunPhase = "Failed"
+)
+
+// ResultReason says how a run ended.
+// +kubebuilder:validation:Enum=Completed;NonZeroExit;Signaled;TimeLimitExceeded;MemoryLimitExceeded;OutputLimitExceeded;Rejected;SystemError
+type ResultReason string
+
+const (
+	// ReasonCompleted: the program exited with code 0 within every limit.
+	ReasonCompleted ResultReason = "Completed"
+	// ReasonNonZeroExit: the program exited with another code (an uncaught Python
+	// exception, including a SyntaxError, gives 1).
+	ReasonNonZeroExit ResultReason = "NonZeroExit"
+	// ReasonSignaled: the program was killed by a signal that no limit sent (SIGSEGV, or
+	// one it sent itself); exitCode is 128 + the signal number and signal names it.
+	ReasonSignaled ResultReason = "Signaled"
+	// ReasonTimeLimitExceeded: the program ran past limits.timeoutSeconds (or its CPU time
+	// backstop) and was killed. Output written before that is kept.
+	ReasonTimeLimitExceeded ResultReason = "TimeLimitExceeded"
+	// ReasonMemoryLimitExceeded: the program needed more than limits.memory and was killed.
+	ReasonMemoryLimitExceeded ResultReason = "MemoryLimitExceeded"
+	// ReasonOutputLimitExceeded: the program wrote more than the operator's output limit
+	// (64 KiB of stdout and stderr together, as shipped) and was killed; the output up to
+	// the limit is kept and marked truncated.
+	ReasonOutputLimitExceeded ResultReason = "OutputLimitExceeded"
+	// ReasonRejected: the operator did not run the program because a limit exceeds its
+	// configured maximum. The message names it.
+	ReasonRejected ResultReason = "Rejected"
+	// ReasonSystemError: the platform, not the program, failed: the pod could not be
+	// scheduled or its image pulled in time, the Job or pod was deleted mid-run, or the
+	// runner could not report. The message says which.
+	ReasonSystemError ResultReason = "SystemError"
+)
+
+// Condition types of a CodeRun.
+const (
+	// ConditionAdmitted is True once the run holds a run slot and its Job exists, and
+	// False (reason WaitingForSlot) while it waits in the queue.
+	ConditionAdmitted = "Admitted"
+	// ConditionFinished is True once the run has a result; its reason is the result's
+	// reason.
+	ConditionFinished = "Finished"
+)
+
+// Condition reasons that are not ResultReasons.
+const (
+	// ReasonWaitingForSlot: every run slot is taken; the run starts when one frees up.
+	ReasonWaitingForSlot = "WaitingForSlot"
+	// ReasonSlotAssigned: the run got a slot and its Job was created.
+	ReasonSlotAssigned = "SlotAssigned"
+	// ReasonInProgress: the run has no result yet.
+	ReasonInProgress = "InProgress"
+)
+
+// CodeRunStatus is what the operator observed of a run.
+type CodeRunStatus struct {
+	// phase is Queued, Running, Succeeded or Failed.
+	// +optional
+	Phase CodeRunPhase `json:"phase,omitempty"`
+
+	// conditions are Admitted and Finished, each with the generation it describes.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// limits are the limits the run got: spec.limits with the operator's defaults filled in.
+	// +optional
+	Limits *Limits `json:"limits,omitempty"`
+
+	// jobName is the run's Job, in the CodeRun's namespace. The Job is owned by the CodeRun
+	// and deleted with it, or some minutes after the run ends.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+
+	// podName is the pod that ran the program.
+	// +optional
+	PodName string `json:"podName,omitempty"`
+
+	// startTime is when the program's container started.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// completionTime is when the operator recorded the result.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// result is set once the run has ended, however it ended.
+	// +optional
+	Result *CodeRunResult `json:"result,omitempty"`
+}
+
+// CodeRunResult is how a run ended and what the program wrote.
+//
+// Output bounds: the runner keeps at most the operator's output limit (64 KiB as shipped,
+// 256 KiB at most) of stdout and stderr together; stdout, stderr and output each hold at
+// most that many bytes. Bytes that are not valid UTF-8 are shown as U+FFFD. If the whole
+// result would not fit comfortably in one Kubernetes object (about 1.5 MB in etcd), the
+// operator shortens stdout and stderr first, then output, and marks them truncated.
+type CodeRunResult struct {
+	// reason says how the run ended: Completed, NonZeroExit, Signaled, TimeLimitExceeded,
+	// MemoryLimitExceeded, OutputLimitExceeded, Rejected or SystemError.
+	// +required
+	Reason ResultReason `json:"reason"`
+
+	// message explains the reason in a sentence when it is not Completed or NonZeroExit.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// exitCode is the program's exit code, 128 + N when signal N killed it. It is unset
+	// when the program never ran (Rejected, most SystemErrors).
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+
+	// signal names the signal that killed the program, such as SIGKILL or SIGSEGV.
+	// +optional
+	Signal string `json:"signal,omitempty"`
+
+	// output is stdout and stderr together, in the order the program wrote them.
+	// +optional
+	Output string `json:"output,omitempty"`
+
+	// stdout is what the program wrote to its standard output.
+	// +optional
+	Stdout string `json:"stdout,omitempty"`
+
+	// stderr is what the program wrote to its standard error (tracebacks go here).
+	// +optional
+	Stderr string `json:"stderr,omitempty"`
+
+	// outputTruncated, stdoutTruncated and stderrTruncated say that bytes were dropped from
+	// the field of that name.
+	// +optional
+	OutputTruncated bool `json:"outputTruncated,omitempty"`
+	// +optional
+	StdoutTruncated bool `json:"stdoutTruncated,omitempty"`
+	// +optional
+	StderrTruncated bool `json:"stderrTruncated,omitempty"`
+
+	// wallTime is the program's elapsed time from start to exit, to the millisecond.
+	// +optional
+	WallTime *metav1.Duration `json:"wallTime,omitempty"`
+
+	// cpuTime is the CPU time (user and system) the program and its children used.
+	// +optional
+	CPUTime *metav1.Duration `json:"cpuTime,omitempty"`
+
+	// peakMemory is the largest resident memory the program reached, in Ki.
+	// +optional
+	PeakMemory *resource.Quantity `json:"peakMemory,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=crun,categories=coderun
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Exit",type=integer,JSONPath=`.status.result.exitCode`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.result.reason`
+// +kubebuilder:printcolumn:name="Time",type=string,JSONPath=`.status.result.wallTime`
+// +kubebuilder:printcolumn:name="Memory",type=string,JSONPath=`.status.result.peakMemory`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// CodeRun is one run of a program in a locked-down Kubernetes Job: no network, no
+// Kubernetes API, no privileges, bounded time, memory, processes and output. Its status
+// holds the program's output, exit code, time and memory.
+type CodeRun struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+
+	// spec is the program and its limits.
+	// +required
+	Spec CodeRunSpec `json:"spec"`
+
+	// status is what the operator observed.
+	// +optional
+	Status CodeRunStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// CodeRunList is a list of CodeRuns.
+type CodeRunList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []CodeRun `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&CodeRun{}, &CodeRunList{})
+}

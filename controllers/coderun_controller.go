@@ -1,0 +1,489 @@
+// Package controllers holds the CodeRun controller: it queues runs, turns each into a
+// locked-down Job, and records the program's result in the CodeRun's status.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/config"
+	"github.com/coderun-dev/coderun/internal/report"
+)
+
+// queuedRecheck is how often a queued run checks the queue on its own, as a safety net
+// behind the wake-ups sent when slots free up.
+const queuedRecheck = 15 * time.Second
+
+// CodeRunReconciler reconciles CodeRuns into Jobs and Jobs' pods into results.
+type CodeRunReconciler struct {
+	client.Client
+	// APIReader reads from the API server, not the cache, to tell a deleted Job from one
+	// the cache has not seen yet.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Config    config.Config
+	// Logs reads a run pod's log when its report did not fit the termination message.
+	Logs  LogReader
+	Clock clock.PassiveClock
+
+	queue *runQueue
+}
+
+// LogReader reads the end of a container's log.
+type LogReader interface {
+	ReadLog(ctx context.Context, namespace, pod, container string) ([]byte, error)
+}
+
+// +kubebuilder:rbac:groups=exec.coderun.dev,resources=coderuns,verbs=get;list;watch
+// +kubebuilder:rbac:groups=exec.coderun.dev,resources=coderuns/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=exec.coderun.dev,resources=coderuns/finalizers,verbs=update
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// pendingEvent is an event to emit once the status write that it describes succeeded.
+type pendingEvent struct {
+	eventType, reason, action, note string
+}
+
+// Reconcile moves one CodeRun along: Queued → Running (Job created) → Succeeded/Failed.
+func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	run := &execv1alpha1.CodeRun{}
+	if err := r.Get(ctx, req.NamespacedName, run); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.releaseSlot(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("getting CodeRun: %w", err)
+	}
+	if err := r.seedQueue(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !run.DeletionTimestamp.IsZero() || finished(run) {
+		r.releaseSlot(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+
+	base := run.DeepCopy()
+	var pending []pendingEvent
+	result, err := r.reconcileRun(ctx, run, &pending)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if finished(run) {
+		// Free the slot before the status write: the write's watch event wakes the queue.
+		r.releaseSlot(req.NamespacedName)
+	}
+	if !equality.Semantic.DeepEqual(base.Status, run.Status) {
+		if err := r.Status().Patch(ctx, run, client.MergeFrom(base)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("writing CodeRun status: %w", err)
+		}
+	}
+	for _, e := range pending {
+		r.Recorder.Eventf(run, nil, e.eventType, e.reason, e.action, "%s", e.note)
+	}
+	if finished(run) && !finished(base) {
+		res := run.Status.Result
+		runsFinished.WithLabelValues(string(res.Reason)).Inc()
+		if res.WallTime != nil {
+			runWallTime.WithLabelValues(string(res.Reason)).Observe(res.WallTime.Seconds())
+		}
+		runLatency.Observe(run.Status.CompletionTime.Sub(run.CreationTimestamp.Time).Seconds())
+		log.Info("run finished", "reason", res.Reason, "exitCode", res.ExitCode, "wallTime", res.WallTime, "peakMemory", res.PeakMemory)
+	}
+	return result, nil
+}
+
+// reconcileRun computes the run's next status (in place) and the Job it needs.
+func (r *CodeRunReconciler) reconcileRun(ctx context.Context, run *execv1alpha1.CodeRun, pending *[]pendingEvent) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	key := client.ObjectKeyFromObject(run)
+
+	limits := r.Config.Effective(run.Spec.Limits)
+	if run.Status.Limits == nil {
+		run.Status.Limits = limits.DeepCopy()
+	}
+	if over := config.Exceeds(limits, r.Config.MaxLimits); over != "" {
+		r.finish(run, &execv1alpha1.CodeRunResult{Reason: execv1alpha1.ReasonRejected, Message: over}, pending)
+		return ctrl.Result{}, nil
+	}
+
+	job := &batchv1.Job{}
+	jobKey := types.NamespacedName{Namespace: run.Namespace, Name: jobName(run)}
+	err := r.Get(ctx, jobKey, job)
+	switch {
+	case err == nil:
+		if !metav1.IsControlledBy(job, run) {
+			r.finish(run, systemError("a Job named %q already exists and does not belong to this CodeRun", jobKey.Name), pending)
+			return ctrl.Result{}, nil
+		}
+		return r.observeJob(ctx, run, job, limits, pending)
+	case !apierrors.IsNotFound(err):
+		return ctrl.Result{}, fmt.Errorf("getting Job %s: %w", jobKey.Name, err)
+	}
+
+	if run.Status.JobName != "" {
+		// The Job was created once. Ask the API server whether it is really gone or the
+		// cache is only behind.
+		if err := r.APIReader.Get(ctx, jobKey, &batchv1.Job{}); err == nil {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		} else if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("getting Job %s from the API server: %w", jobKey.Name, err)
+		}
+		r.finish(run, systemError("the run's Job %s was deleted before the program finished", jobKey.Name), pending)
+		return ctrl.Result{}, nil
+	}
+
+	waiting, err := r.waitingRuns(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	uid, admitted := r.queue.admit(key, waiting, preferredUID(run, r.Config), r.Config.RunUIDMin, r.Config.RunUIDCount)
+	if !admitted {
+		if run.Status.Phase != execv1alpha1.PhaseQueued {
+			*pending = append(*pending, pendingEvent{corev1.EventTypeNormal, "Queued", "Queue",
+				fmt.Sprintf("Waiting for one of %d run slots", r.Config.MaxConcurrentRuns)})
+		}
+		run.Status.Phase = execv1alpha1.PhaseQueued
+		r.setCondition(run, execv1alpha1.ConditionAdmitted, metav1.ConditionFalse, execv1alpha1.ReasonWaitingForSlot,
+			fmt.Sprintf("all %d run slots are taken; runs start oldest first", r.Config.MaxConcurrentRuns))
+		r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the run is queued")
+		return ctrl.Result{RequeueAfter: queuedRecheck}, nil
+	}
+	activeRuns.Set(float64(r.queue.limit - r.queue.freeSlots()))
+
+	job = buildJob(run, limits, r.Config, uid)
+	if err := ctrl.SetControllerReference(run, job, r.Scheme); err != nil {
+		r.releaseSlot(key)
+		return ctrl.Result{}, fmt.Errorf("owning Job: %w", err)
+	}
+	if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+		r.releaseSlot(key)
+		return ctrl.Result{}, fmt.Errorf("creating Job %s: %w", job.Name, err)
+	} else if err == nil {
+		jobsCreated.Inc()
+		log.Info("created Job", "job", job.Name, "uid", uid, "timeoutSeconds", *limits.TimeoutSeconds,
+			"memory", limits.Memory.String(), "cpu", limits.CPU.String())
+	}
+	run.Status.Phase = execv1alpha1.PhaseRunning
+	run.Status.JobName = job.Name
+	r.setCondition(run, execv1alpha1.ConditionAdmitted, metav1.ConditionTrue, execv1alpha1.ReasonSlotAssigned, "created Job "+job.Name)
+	r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is starting")
+	*pending = append(*pending, pendingEvent{corev1.EventTypeNormal, "JobCreated", "Admit", "Created Job " + job.Name})
+	return ctrl.Result{RequeueAfter: r.Config.StartTimeout.Duration}, nil
+}
+
+// observeJob follows a run's Job and pod to the result.
+func (r *CodeRunReconciler) observeJob(ctx context.Context, run *execv1alpha1.CodeRun, job *batchv1.Job, limits execv1alpha1.Limits, pending *[]pendingEvent) (ctrl.Result, error) {
+	run.Status.Phase = execv1alpha1.PhaseRunning
+	run.Status.JobName = job.Name
+	pod, err := r.runPod(ctx, run)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var cs *corev1.ContainerStatus
+	if pod != nil {
+		run.Status.PodName = pod.Name
+		cs = runContainerStatus(pod)
+	}
+
+	if cs != nil && run.Status.StartTime == nil {
+		var started *metav1.Time
+		switch {
+		case cs.State.Running != nil:
+			started = &cs.State.Running.StartedAt
+		case cs.State.Terminated != nil:
+			started = &cs.State.Terminated.StartedAt
+		}
+		if started != nil && !started.IsZero() {
+			run.Status.StartTime = started.DeepCopy()
+			r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is running")
+			*pending = append(*pending, pendingEvent{corev1.EventTypeNormal, "Started", "Run", "Program started in pod " + pod.Name})
+		}
+	}
+
+	if cs != nil && cs.State.Terminated != nil {
+		r.finish(run, r.resultFromPod(ctx, pod, cs.State.Terminated, limits), pending)
+		return ctrl.Result{}, nil
+	}
+	if cond := jobCondition(job, batchv1.JobFailed); cond != nil {
+		r.finish(run, resultFromFailedJob(cond, run.Status.StartTime != nil, limits), pending)
+		return ctrl.Result{}, nil
+	}
+	if jobCondition(job, batchv1.JobComplete) != nil {
+		r.finish(run, systemError("the Job completed but its pod is gone, so the result was lost"), pending)
+		return ctrl.Result{}, nil
+	}
+	if run.Status.StartTime != nil {
+		return ctrl.Result{}, nil // the pod's next update brings the result
+	}
+
+	// Not started yet: scheduling and pulling the image get StartTimeout, no more.
+	if why := cannotStart(pod); why != "" {
+		return r.abandon(ctx, run, job, "the run could not start: "+why, pending)
+	}
+	wait := job.CreationTimestamp.Add(r.Config.StartTimeout.Duration).Sub(r.Clock.Now())
+	if wait <= 0 {
+		return r.abandon(ctx, run, job, fmt.Sprintf("the run did not start within %s: %s", r.Config.StartTimeout.Duration, waitingMessage(pod)), pending)
+	}
+	return ctrl.Result{RequeueAfter: wait}, nil
+}
+
+// abandon deletes a Job whose pod cannot start and fails the run with message.
+func (r *CodeRunReconciler) abandon(ctx context.Context, run *execv1alpha1.CodeRun, job *batchv1.Job, message string, pending *[]pendingEvent) (ctrl.Result, error) {
+	err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("deleting Job %s that could not start: %w", job.Name, err)
+	}
+	logf.FromContext(ctx).Info("deleted Job that could not start", "job", job.Name, "why", message)
+	r.finish(run, systemError("%s", message), pending)
+	return ctrl.Result{}, nil
+}
+
+// resultFromPod reads the result of a pod whose run container has terminated: the
+// runner's report from the termination message, or from the log when it did not fit.
+func (r *CodeRunReconciler) resultFromPod(ctx context.Context, pod *corev1.Pod, term *corev1.ContainerStateTerminated, limits execv1alpha1.Limits) *execv1alpha1.CodeRunResult {
+	rep, err := report.Parse([]byte(term.Message))
+	if err != nil {
+		return resultFromTermination(term, limits, err)
+	}
+	var logErr error
+	if rep.OutputInLog {
+		var log []byte
+		if log, logErr = r.Logs.ReadLog(ctx, pod.Namespace, pod.Name, containerName); logErr == nil {
+			var full report.Report
+			if full, logErr = report.FindInLog(log); logErr == nil {
+				rep = full
+			}
+		}
+	}
+	res := resultFromReport(rep, term.Reason == "OOMKilled", limits)
+	if logErr != nil {
+		logf.FromContext(ctx).Error(logErr, "reading the run's output from its log", "pod", pod.Name)
+		res.Message = joinSentences(res.Message, "the output could not be read from the pod's log: "+logErr.Error())
+		res.OutputTruncated, res.StdoutTruncated, res.StderrTruncated = true, true, true
+	}
+	return res
+}
+
+// finish records res as the run's result.
+func (r *CodeRunReconciler) finish(run *execv1alpha1.CodeRun, res *execv1alpha1.CodeRunResult, pending *[]pendingEvent) {
+	fitResult(res, resultBudget)
+	run.Status.Result = res
+	run.Status.CompletionTime = ptr.To(metav1.NewTime(r.Clock.Now()))
+	eventType := corev1.EventTypeNormal
+	run.Status.Phase = execv1alpha1.PhaseSucceeded
+	if res.Reason != execv1alpha1.ReasonCompleted {
+		run.Status.Phase = execv1alpha1.PhaseFailed
+		eventType = corev1.EventTypeWarning
+	}
+	summary := string(res.Reason)
+	if res.ExitCode != nil {
+		summary += fmt.Sprintf(", exit code %d", *res.ExitCode)
+	}
+	if res.Message != "" {
+		summary += ": " + res.Message
+	}
+	if res.Reason == execv1alpha1.ReasonRejected {
+		r.setCondition(run, execv1alpha1.ConditionAdmitted, metav1.ConditionFalse, string(res.Reason), res.Message)
+	}
+	r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionTrue, string(res.Reason), summary)
+	*pending = append(*pending, pendingEvent{eventType, string(res.Reason), "Finish", summary})
+}
+
+func (r *CodeRunReconciler) setCondition(run *execv1alpha1.CodeRun, t string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{
+		Type: t, Status: status, Reason: reason, Message: message,
+		ObservedGeneration: run.Generation,
+		LastTransitionTime: metav1.NewTime(r.Clock.Now()),
+	})
+}
+
+// runPod returns the run's pod: the one whose run container terminated if any, else the
+// newest.
+func (r *CodeRunReconciler) runPod(ctx context.Context, run *execv1alpha1.CodeRun) (*corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(run.Namespace), client.MatchingLabels{LabelRunUID: string(run.UID)}); err != nil {
+		return nil, fmt.Errorf("listing the run's pods: %w", err)
+	}
+	var newest *corev1.Pod
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if cs := runContainerStatus(p); cs != nil && cs.State.Terminated != nil {
+			return p, nil
+		}
+		if newest == nil || p.CreationTimestamp.After(newest.CreationTimestamp.Time) {
+			newest = p
+		}
+	}
+	return newest, nil
+}
+
+// waitingRuns lists the runs that have neither started nor finished, and updates the queue
+// depth metric from them.
+func (r *CodeRunReconciler) waitingRuns(ctx context.Context) ([]*execv1alpha1.CodeRun, error) {
+	all := &execv1alpha1.CodeRunList{}
+	// Read-only use of the cache's objects: skip copying every run's source and output.
+	if err := r.List(ctx, all, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing CodeRuns: %w", err)
+	}
+	var waiting []*execv1alpha1.CodeRun
+	for i := range all.Items {
+		run := &all.Items[i]
+		if run.DeletionTimestamp.IsZero() && !finished(run) && run.Status.JobName == "" {
+			waiting = append(waiting, run)
+		}
+	}
+	queueDepth.Set(float64(max(len(waiting)-1, 0)))
+	return waiting, nil
+}
+
+// seedQueue, on the first reconcile, gives a slot to each run that was already running
+// when the operator started, with the uid its Job runs as.
+func (r *CodeRunReconciler) seedQueue(ctx context.Context) error {
+	if r.queue.isSeeded() {
+		return nil
+	}
+	all := &execv1alpha1.CodeRunList{}
+	if err := r.List(ctx, all, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing CodeRuns: %w", err)
+	}
+	running := map[types.NamespacedName]int64{}
+	for i := range all.Items {
+		run := &all.Items[i]
+		if run.Status.JobName == "" || finished(run) || !run.DeletionTimestamp.IsZero() {
+			continue
+		}
+		var uid int64
+		job := &batchv1.Job{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Status.JobName}, job); err == nil {
+			if sc := job.Spec.Template.Spec.SecurityContext; sc != nil && sc.RunAsUser != nil {
+				uid = *sc.RunAsUser
+			}
+		}
+		running[client.ObjectKeyFromObject(run)] = uid
+	}
+	r.queue.seed(running)
+	activeRuns.Set(float64(r.queue.limit - r.queue.freeSlots()))
+	return nil
+}
+
+func (r *CodeRunReconciler) releaseSlot(key types.NamespacedName) {
+	if r.queue.release(key) {
+		activeRuns.Set(float64(r.queue.limit - r.queue.freeSlots()))
+	}
+}
+
+// wakeQueue enqueues the oldest waiting runs that fit in the free slots.
+func (r *CodeRunReconciler) wakeQueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	free := r.queue.freeSlots()
+	if free == 0 {
+		return
+	}
+	waiting, err := r.waitingRuns(ctx)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "waking the queue")
+		return
+	}
+	for _, run := range r.queue.order(waiting) {
+		if free == 0 {
+			return
+		}
+		if !r.queue.isActive(client.ObjectKeyFromObject(run)) {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(run)})
+			free--
+		}
+	}
+}
+
+// runEvents handles CodeRun events: it records arrivals (for queue order) and, when a run
+// gives up its slot, wakes the runs next in line.
+func (r *CodeRunReconciler) runEvents() handler.TypedEventHandler[client.Object, reconcile.Request] {
+	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], obj client.Object) {
+		q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+	}
+	return handler.TypedFuncs[client.Object, reconcile.Request]{
+		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.queue.observe(client.ObjectKeyFromObject(e.Object))
+			enqueue(q, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.ObjectNew)
+			run, ok := e.ObjectNew.(*execv1alpha1.CodeRun)
+			if ok && (finished(run) || !run.DeletionTimestamp.IsZero()) {
+				r.releaseSlot(client.ObjectKeyFromObject(run))
+				r.wakeQueue(ctx, q)
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.releaseSlot(client.ObjectKeyFromObject(e.Object))
+			r.wakeQueue(ctx, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.TypedGenericEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object)
+		},
+	}
+}
+
+// podToRun maps a run pod to its CodeRun.
+func podToRun(ctx context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetAnnotations()[AnnotationRun]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+// SetupWithManager registers the controller. maxConcurrentReconciles bounds parallel
+// reconciles (the queue itself is safe under any).
+func (r *CodeRunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	r.queue = newRunQueue(r.Config.MaxConcurrentRuns)
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("coderun").
+		WatchesRawSource(source.Kind(mgr.GetCache(), client.Object(&execv1alpha1.CodeRun{}), r.runEvents())).
+		Owns(&batchv1.Job{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToRun)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
+		Complete(r)
+}
+
+// finished reports whether run has its result.
+func finished(run *execv1alpha1.CodeRun) bool {
+	return run.Status.Result != nil
+}
+
+func joinSentences(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}

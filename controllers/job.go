@@ -1,0 +1,207 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/config"
+)
+
+// Labels and annotations the operator puts on a run's Job and pod.
+const (
+	// LabelRunUID selects the Job and pod of one CodeRun (names may be too long for labels).
+	LabelRunUID = "exec.coderun.dev/run-uid"
+	// AnnotationRun names the CodeRun a pod belongs to.
+	AnnotationRun = "exec.coderun.dev/run"
+	// AnnotationSource and AnnotationStdin carry the program and its input into the pod,
+	// where a downward API volume turns them into read-only files. Annotations may hold
+	// 256 KiB in total (more than source and stdin can be together), unlike one environment
+	// string (128 KiB), and need no extra object such as a ConfigMap per run.
+	AnnotationSource = "exec.coderun.dev/source"
+	AnnotationStdin  = "exec.coderun.dev/stdin"
+)
+
+// runPodLabels are on every run's Job and pod; the runs namespace's NetworkPolicy and the
+// operator's cache select run pods by them.
+var runPodLabels = map[string]string{
+	"app.kubernetes.io/name":       "coderun",
+	"app.kubernetes.io/component":  "run",
+	"app.kubernetes.io/managed-by": "coderun-operator",
+}
+
+const (
+	containerName = "run"
+	runnerPath    = "/usr/local/bin/coderun-runner"
+	pythonPath    = "/usr/bin/python3"
+	inputDir      = "/coderun/input"
+	scratchDir    = "/tmp"
+	// runnerMemory is what the runner itself (a small Go program) may use on top of the
+	// program's memory limit; the runner holds the program to the limit itself, and the
+	// pod's limit (program + scratch + runner) is the kernel-enforced backstop.
+	runnerMemory = 32 << 20
+	// deadlineSlack is added to the Job's activeDeadlineSeconds beyond start timeout and run
+	// timeout, so the runner's own timeout always fires first and reports what happened.
+	deadlineSlack = 30
+)
+
+// maxJobNameLength keeps Job names valid as label values (the Job controller labels pods
+// with their Job's name).
+const maxJobNameLength = 63
+
+// jobName derives the Job's name from the CodeRun's, so that creating it again is
+// idempotent: the same run always maps to the same Job.
+func jobName(run *execv1alpha1.CodeRun) string {
+	if len(run.Name) <= maxJobNameLength {
+		return run.Name
+	}
+	sum := sha256.Sum256([]byte(run.Name))
+	suffix := hex.EncodeToString(sum[:])[:8]
+	return run.Name[:maxJobNameLength-len(suffix)-1] + "-" + suffix
+}
+
+// preferredUID is the uid a run executes as when no other active run has it: a hash of the
+// CodeRun's UID into the configured range, so that it is stable across reconciles.
+func preferredUID(run *execv1alpha1.CodeRun, cfg config.Config) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(run.UID))
+	return cfg.RunUIDMin + int64(h.Sum64()%uint64(cfg.RunUIDCount))
+}
+
+// buildJob returns the locked-down Job that runs the program of run with limits (complete:
+// defaults filled in) as uid. Every security-relevant field is set explicitly rather than
+// left to defaults, so the Job reads as its own security policy.
+func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.Config, uid int64) *batchv1.Job {
+	timeout := int64(*limits.TimeoutSeconds)
+	programMemory := limits.Memory.Value()
+	podMemory := resource.NewQuantity(programMemory+cfg.ScratchSize.Value()+runnerMemory, resource.BinarySI)
+	resources := corev1.ResourceList{
+		corev1.ResourceCPU:              limits.CPU.DeepCopy(),
+		corev1.ResourceMemory:           *podMemory,
+		corev1.ResourceEphemeralStorage: cfg.EphemeralStorage.DeepCopy(),
+	}
+	labels := map[string]string{LabelRunUID: string(run.UID)}
+	for k, v := range runPodLabels {
+		labels[k] = v
+	}
+
+	pod := corev1.PodSpec{
+		RestartPolicy:                 corev1.RestartPolicyNever,
+		TerminationGracePeriodSeconds: ptr.To[int64](2),
+		// The program must not talk to the Kubernetes API or discover services.
+		AutomountServiceAccountToken: ptr.To(false),
+		EnableServiceLinks:           ptr.To(false),
+		// DNS that resolves nothing: the only nameserver is the pod's own loopback, where
+		// nothing listens. The runs namespace's NetworkPolicy denies all traffic as well.
+		DNSPolicy:   corev1.DNSNone,
+		DNSConfig:   &corev1.PodDNSConfig{Nameservers: []string{"127.0.0.1"}},
+		HostNetwork: false, HostPID: false, HostIPC: false,
+		ShareProcessNamespace: ptr.To(false),
+		HostUsers:             cfg.HostUsers,
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:       ptr.To(true),
+			RunAsUser:          ptr.To(uid),
+			RunAsGroup:         ptr.To(uid),
+			SupplementalGroups: []int64{},
+			SeccompProfile:     &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		NodeSelector: cfg.NodeSelector,
+		Tolerations:  cfg.Tolerations,
+		Containers: []corev1.Container{{
+			Name:            containerName,
+			Image:           cfg.RunnerImage,
+			ImagePullPolicy: cfg.ImagePullPolicy,
+			Command:         []string{runnerPath},
+			Args: []string{
+				"--source=" + inputDir + "/main.py",
+				"--stdin=" + inputDir + "/stdin",
+				"--python=" + pythonPath,
+				"--workdir=" + scratchDir,
+				"--timeout=" + strconv.FormatInt(timeout, 10) + "s",
+				"--memory-limit=" + strconv.FormatInt(programMemory, 10),
+				"--output-limit=" + strconv.Itoa(cfg.OutputLimitBytes),
+				"--max-processes=" + strconv.Itoa(cfg.MaxProcesses),
+				"--max-file-size=" + strconv.FormatInt(cfg.MaxFileSizeBytes, 10),
+				"--report=/dev/termination-log",
+			},
+			WorkingDir:               scratchDir,
+			Resources:                corev1.ResourceRequirements{Requests: resources, Limits: resources},
+			TerminationMessagePath:   "/dev/termination-log",
+			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+			SecurityContext: &corev1.SecurityContext{
+				RunAsNonRoot:             ptr.To(true),
+				Privileged:               ptr.To(false),
+				AllowPrivilegeEscalation: ptr.To(false),
+				ReadOnlyRootFilesystem:   ptr.To(true),
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: "input", MountPath: inputDir, ReadOnly: true},
+				{Name: "scratch", MountPath: scratchDir},
+			},
+		}},
+		Volumes: []corev1.Volume{
+			{Name: "input", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+				DefaultMode: ptr.To[int32](0o444),
+				Items: []corev1.DownwardAPIVolumeFile{
+					{Path: "main.py", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(AnnotationSource)}},
+					{Path: "stdin", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(AnnotationStdin)}},
+				},
+			}}},
+			// A memory-backed scratch dir: the kernel enforces its size, and what the program
+			// writes there counts toward the pod's memory limit.
+			{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				Medium:    corev1.StorageMediumMemory,
+				SizeLimit: ptr.To(cfg.ScratchSize.DeepCopy()),
+			}}},
+		},
+	}
+	if cfg.RuntimeClassName != "" {
+		pod.RuntimeClassName = ptr.To(cfg.RuntimeClassName)
+	}
+
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      jobName(run),
+			Namespace: run.Namespace,
+			Labels:    labels,
+			Annotations: map[string]string{
+				AnnotationRun: run.Name,
+			},
+		},
+		Spec: batchv1.JobSpec{
+			// One attempt: a program's failure is its result, not a reason to run it again.
+			BackoffLimit: ptr.To[int32](0),
+			Completions:  ptr.To[int32](1),
+			Parallelism:  ptr.To[int32](1),
+			// A backstop in case the runner cannot enforce its timeout.
+			ActiveDeadlineSeconds:   ptr.To(int64(cfg.StartTimeout.Seconds()) + timeout + deadlineSlack),
+			TTLSecondsAfterFinished: ptr.To(int32(cfg.JobTTL.Seconds())),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels: labels,
+					Annotations: map[string]string{
+						AnnotationRun:    run.Name,
+						AnnotationSource: run.Spec.Source,
+						AnnotationStdin:  run.Spec.Stdin,
+					},
+				},
+				Spec: pod,
+			},
+		},
+	}
+}
+
+func annotationField(key string) string {
+	return fmt.Sprintf("metadata.annotations['%s']", key)
+}

@@ -1,0 +1,45 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics of the operator, served with controller-runtime's own on its metrics endpoint.
+var (
+	runsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coderun_runs_finished_total",
+		Help: "Runs that reached a result, by result reason.",
+	}, []string{"reason"})
+
+	runWallTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "coderun_run_duration_seconds",
+		Help:    "Wall time of programs, from start to exit, by result reason.",
+		Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+	}, []string{"reason"})
+
+	runLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "coderun_run_latency_seconds",
+		Help:    "Time from a CodeRun's creation until its result was recorded (queueing, pod start and run).",
+		Buckets: []float64{0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300},
+	})
+
+	activeRuns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "coderun_active_runs",
+		Help: "Runs holding a run slot (their Job exists and they have no result yet).",
+	})
+
+	queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "coderun_queue_depth",
+		Help: "Runs waiting in phase Queued for a free run slot.",
+	})
+
+	jobsCreated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "coderun_jobs_created_total",
+		Help: "Jobs the operator created for runs.",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(runsFinished, runWallTime, runLatency, activeRuns, queueDepth, jobsCreated)
+}

@@ -1,0 +1,168 @@
+package controllers
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+)
+
+// runQueue admits at most limit runs at once, oldest first, and gives each active run a
+// user id no other active run has.
+//
+// Order: creationTimestamp has only second precision, so runs created in the same second
+// are ordered by when the operator's informer first delivered them — the watch delivers
+// creations in the order the API server committed them. Runs that already existed when the
+// operator started arrive in list order, so among those, same-second ties fall back to name.
+//
+// Slots are held in memory, not derived from the cache alone: right after the operator
+// creates a Job and marks the run Running, its cache may not show that yet, and counting
+// from it would admit too many.
+type runQueue struct {
+	limit int
+
+	mu       sync.Mutex
+	seq      uint64
+	arrivals map[types.NamespacedName]uint64
+	active   map[types.NamespacedName]int64 // run -> uid it runs as (0: unknown)
+	seeded   bool
+}
+
+func newRunQueue(limit int) *runQueue {
+	return &runQueue{
+		limit:    limit,
+		arrivals: map[types.NamespacedName]uint64{},
+		active:   map[types.NamespacedName]int64{},
+	}
+}
+
+// observe records that a run arrived, the first time it is seen.
+func (q *runQueue) observe(key types.NamespacedName) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.arrivals[key]; !ok {
+		q.seq++
+		q.arrivals[key] = q.seq
+	}
+}
+
+// seed marks runs that were already running when the operator started as active. It
+// takes effect once; later calls do nothing.
+func (q *runQueue) seed(running map[types.NamespacedName]int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.seeded {
+		return
+	}
+	q.seeded = true
+	for key, uid := range running {
+		q.active[key] = uid
+	}
+}
+
+// isSeeded reports whether seed has run.
+func (q *runQueue) isSeeded() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.seeded
+}
+
+// isActive reports whether key holds a slot.
+func (q *runQueue) isActive(key types.NamespacedName) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, ok := q.active[key]
+	return ok
+}
+
+// admit decides whether run may start now. waiting holds every run that has not started
+// and not finished (run among them). When run is among the oldest waiting runs that fit
+// in the free slots, it becomes active with a user id chosen from preferred onward
+// (wrapping within [uidMin, uidMin+uidCount)) that no other active run has.
+func (q *runQueue) admit(run types.NamespacedName, waiting []*execv1alpha1.CodeRun, preferred, uidMin, uidCount int64) (uid int64, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if uid, ok := q.active[run]; ok {
+		return uid, true
+	}
+	free := q.limit - len(q.active)
+	if free <= 0 {
+		return 0, false
+	}
+	ahead := 0
+	for _, w := range q.orderLocked(waiting) {
+		key := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
+		if key == run {
+			break
+		}
+		if _, isActive := q.active[key]; !isActive {
+			ahead++
+		}
+	}
+	if ahead >= free {
+		return 0, false
+	}
+	taken := map[int64]bool{}
+	for _, u := range q.active {
+		taken[u] = true
+	}
+	uid = preferred
+	for taken[uid] {
+		uid++
+		if uid >= uidMin+uidCount {
+			uid = uidMin
+		}
+	}
+	q.active[run] = uid
+	delete(q.arrivals, run) // only waiting runs need their arrival
+	return uid, true
+}
+
+// release frees the slot of key (if it held one) and forgets it. It reports whether a slot
+// was freed.
+func (q *runQueue) release(key types.NamespacedName) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.arrivals, key)
+	if _, ok := q.active[key]; ok {
+		delete(q.active, key)
+		return true
+	}
+	return false
+}
+
+// freeSlots is how many more runs may start now.
+func (q *runQueue) freeSlots() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return max(q.limit-len(q.active), 0)
+}
+
+// order returns waiting sorted oldest first.
+func (q *runQueue) order(waiting []*execv1alpha1.CodeRun) []*execv1alpha1.CodeRun {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.orderLocked(waiting)
+}
+
+func (q *runQueue) orderLocked(waiting []*execv1alpha1.CodeRun) []*execv1alpha1.CodeRun {
+	sorted := slices.Clone(waiting)
+	arrival := func(r *execv1alpha1.CodeRun) uint64 {
+		if s, ok := q.arrivals[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]; ok {
+			return s
+		}
+		return ^uint64(0) // not seen yet: after those that were
+	}
+	slices.SortStableFunc(sorted, func(a, b *execv1alpha1.CodeRun) int {
+		return cmp.Or(
+			a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time),
+			cmp.Compare(arrival(a), arrival(b)),
+			cmp.Compare(a.Namespace, b.Namespace),
+			cmp.Compare(a.Name, b.Name),
+		)
+	})
+	return sorted
+}
