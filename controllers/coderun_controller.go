@@ -37,6 +37,9 @@ import (
 // behind the wake-ups sent when slots free up.
 const queuedRecheck = 15 * time.Second
 
+// conflictRetry is how soon a reconcile whose status write lost a race tries again.
+const conflictRetry = 100 * time.Millisecond
+
 // CodeRunReconciler reconciles CodeRuns into Jobs and Jobs' pods into results.
 type CodeRunReconciler struct {
 	client.Client
@@ -85,9 +88,13 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.seedQueue(ctx); err != nil {
 		return ctrl.Result{}, err
 	}
-	if !run.DeletionTimestamp.IsZero() || finished(run) {
+	if !run.DeletionTimestamp.IsZero() {
 		r.releaseSlot(req.NamespacedName)
 		return ctrl.Result{}, nil
+	}
+	if finished(run) {
+		r.releaseSlot(req.NamespacedName)
+		return ctrl.Result{}, r.deleteUnstartedJob(ctx, run)
 	}
 
 	base := run.DeepCopy()
@@ -101,7 +108,14 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		r.releaseSlot(req.NamespacedName)
 	}
 	if !equality.Semantic.DeepEqual(base.Status, run.Status) {
-		if err := r.Status().Patch(ctx, run, client.MergeFrom(base)); err != nil {
+		// The optimistic lock makes a write computed from a stale cache fail instead of
+		// overwriting a newer status (a recorded result above all); the retry reads anew.
+		err := r.Status().Patch(ctx, run, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			log.V(1).Info("status changed meanwhile; retrying")
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
+		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("writing CodeRun status: %w", err)
 		}
 	}
@@ -246,24 +260,42 @@ func (r *CodeRunReconciler) observeJob(ctx context.Context, run *execv1alpha1.Co
 
 	// Not started yet: scheduling and pulling the image get StartTimeout, no more.
 	if why := cannotStart(pod); why != "" {
-		return r.abandon(ctx, run, job, "the run could not start: "+why, pending)
+		return r.abandon(run, "the run could not start: "+why, pending)
 	}
 	wait := job.CreationTimestamp.Add(r.Config.StartTimeout.Duration).Sub(r.Clock.Now())
 	if wait <= 0 {
-		return r.abandon(ctx, run, job, fmt.Sprintf("the run did not start within %s: %s", r.Config.StartTimeout.Duration, waitingMessage(pod)), pending)
+		return r.abandon(run, fmt.Sprintf("the run did not start within %s: %s", r.Config.StartTimeout.Duration, waitingMessage(pod)), pending)
 	}
 	return ctrl.Result{RequeueAfter: wait}, nil
 }
 
-// abandon deletes a Job whose pod cannot start and fails the run with message.
-func (r *CodeRunReconciler) abandon(ctx context.Context, run *execv1alpha1.CodeRun, job *batchv1.Job, message string, pending *[]pendingEvent) (ctrl.Result, error) {
-	err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
-	if err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, fmt.Errorf("deleting Job %s that could not start: %w", job.Name, err)
-	}
-	logf.FromContext(ctx).Info("deleted Job that could not start", "job", job.Name, "why", message)
+// abandon fails a run whose pod cannot start. The Job is deleted once the result is
+// recorded (deleteUnstartedJob), so that a failed status write cannot leave a run without
+// its Job and without the reason why.
+func (r *CodeRunReconciler) abandon(run *execv1alpha1.CodeRun, message string, pending *[]pendingEvent) (ctrl.Result, error) {
 	r.finish(run, systemError("%s", message), pending)
 	return ctrl.Result{}, nil
+}
+
+// deleteUnstartedJob deletes the Job of a run that ended before its program started, so
+// that its pod does not linger, pending, until the Job's deadline.
+func (r *CodeRunReconciler) deleteUnstartedJob(ctx context.Context, run *execv1alpha1.CodeRun) error {
+	if run.Status.StartTime != nil || run.Status.JobName == "" || run.Status.Result.Reason != execv1alpha1.ReasonSystemError {
+		return nil
+	}
+	job := &batchv1.Job{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Status.JobName}, job); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(job, run) || jobCondition(job, batchv1.JobComplete) != nil || jobCondition(job, batchv1.JobFailed) != nil {
+		return nil
+	}
+	err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting Job %s that could not start: %w", job.Name, err)
+	}
+	logf.FromContext(ctx).Info("deleted Job that could not start", "job", job.Name)
+	return nil
 }
 
 // resultFromPod reads the result of a pod whose run container has terminated: the
@@ -470,7 +502,7 @@ func (r *CodeRunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReco
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("coderun").
 		WatchesRawSource(source.Kind(mgr.GetCache(), client.Object(&execv1alpha1.CodeRun{}), r.runEvents())).
-		Owns(&batchv1.Job{}).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &execv1alpha1.CodeRun{}, handler.OnlyControllerOwner())).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToRun)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)

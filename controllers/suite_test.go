@@ -1,0 +1,311 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/config"
+)
+
+// The envtest suite runs the controller against a real kube-apiserver and etcd (built by
+// hack/kube-binaries.sh; `make test` sets KUBEBUILDER_ASSETS). There is no kubelet, Job
+// controller or garbage collector: tests play their part by creating the pod a Job would
+// get and writing the status a kubelet would.
+
+var (
+	restConfig *rest.Config
+	k8sClient  client.Client
+	testScheme = runtime.NewScheme()
+)
+
+const kubeVersion = "v1.37.2"
+
+func TestMain(m *testing.M) {
+	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
+	utilruntime.Must(execv1alpha1.AddToScheme(testScheme))
+	logOpts := []zap.Opts{zap.UseDevMode(true), zap.WriteTo(os.Stderr)}
+	if os.Getenv("TEST_VERBOSE") == "" {
+		logOpts = append(logOpts, zap.Level(zapcore.ErrorLevel)) // keep test output readable
+	}
+	ctrl.SetLogger(zap.New(logOpts...))
+
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join("..", "bin", "k8s", kubeVersion)
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+		fmt.Fprintf(os.Stderr, "envtest needs kube-apiserver and etcd in %s: run `make test`, or hack/kube-binaries.sh and set KUBEBUILDER_ASSETS (%v)\n", assets, err)
+		os.Exit(1)
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	start := time.Now()
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting envtest: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "envtest: kube-apiserver and etcd ready in %s\n", time.Since(start).Round(time.Millisecond))
+	restConfig = cfg
+	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "creating client: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+// testConfig is the shipped configuration with a short start timeout and 2 run slots.
+func testConfig() config.Config {
+	cfg := config.Default()
+	cfg.MaxConcurrentRuns = 2
+	cfg.StartTimeout = metav1.Duration{Duration: time.Minute}
+	return cfg
+}
+
+// fakeLogs serves pod logs from memory: envtest has no kubelet to read them from.
+type fakeLogs struct {
+	mu   sync.Mutex
+	logs map[string][]byte
+}
+
+func (f *fakeLogs) set(pod string, log []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.logs == nil {
+		f.logs = map[string][]byte{}
+	}
+	f.logs[pod] = log
+}
+
+func (f *fakeLogs) ReadLog(_ context.Context, _, pod, _ string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if log, ok := f.logs[pod]; ok {
+		return log, nil
+	}
+	return nil, fmt.Errorf("no log for pod %s", pod)
+}
+
+// operator is one running instance of the controller, watching one namespace.
+type operator struct {
+	namespace  string
+	reconciler *CodeRunReconciler
+	logs       *fakeLogs
+}
+
+// startOperator creates a namespace that enforces the restricted Pod Security Standard (as
+// config/ does for runs) and runs an operator with cfg for it until the test ends. Each test
+// gets its own namespace and operator, so queue limits and timeouts do not interfere.
+func startOperator(t *testing.T, cfg config.Config) *operator {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: "runs-",
+		Labels: map[string]string{
+			"pod-security.kubernetes.io/enforce":         "restricted",
+			"pod-security.kubernetes.io/enforce-version": "latest",
+		},
+	}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:     testScheme,
+		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{ns.Name: {}}},
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatalf("creating manager: %v", err)
+	}
+	op := &operator{namespace: ns.Name, logs: &fakeLogs{}}
+	op.reconciler = &CodeRunReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("coderun-operator"),
+		Config:    cfg,
+		Logs:      op.logs,
+	}
+	if err := op.reconciler.SetupWithManager(mgr, 4); err != nil {
+		t.Fatalf("setting up controller: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	return op
+}
+
+// newRun returns a CodeRun in the operator's namespace.
+func (op *operator) newRun(name, source string) *execv1alpha1.CodeRun {
+	return &execv1alpha1.CodeRun{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: op.namespace},
+		Spec:       execv1alpha1.CodeRunSpec{Source: source},
+	}
+}
+
+func (op *operator) create(t *testing.T, run *execv1alpha1.CodeRun) *execv1alpha1.CodeRun {
+	t.Helper()
+	if err := k8sClient.Create(context.Background(), run); err != nil {
+		t.Fatalf("creating CodeRun %s: %v", run.Name, err)
+	}
+	return run
+}
+
+// eventually polls cond until it returns true, failing the test after timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		ok, err := cond()
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
+	}
+}
+
+// getRun reads a CodeRun from the API server.
+func getRun(t *testing.T, run *execv1alpha1.CodeRun) *execv1alpha1.CodeRun {
+	t.Helper()
+	got := &execv1alpha1.CodeRun{}
+	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(run), got); err != nil {
+		t.Fatalf("getting CodeRun %s: %v", run.Name, err)
+	}
+	return got
+}
+
+// waitForJob waits until the run's Job exists and returns it.
+func waitForJob(t *testing.T, run *execv1alpha1.CodeRun) *batchv1.Job {
+	t.Helper()
+	job := &batchv1.Job{}
+	eventually(t, 20*time.Second, "the Job of "+run.Name, func() (bool, error) {
+		err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: run.Namespace, Name: jobName(run)}, job)
+		return err == nil, client.IgnoreNotFound(err)
+	})
+	return job
+}
+
+// waitForResult waits until the run has a result and returns the run.
+func waitForResult(t *testing.T, run *execv1alpha1.CodeRun) *execv1alpha1.CodeRun {
+	t.Helper()
+	var got *execv1alpha1.CodeRun
+	eventually(t, 30*time.Second, "the result of "+run.Name, func() (bool, error) {
+		got = getRun(t, run)
+		return got.Status.Result != nil, nil
+	})
+	return got
+}
+
+// startPod creates the pod that the Job controller would create for job; the namespace's
+// restricted Pod Security admission checks it for real.
+func startPod(t *testing.T, job *batchv1.Job) *corev1.Pod {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        job.Name + "-" + fmt.Sprint(time.Now().UnixNano()%100000),
+			Namespace:   job.Namespace,
+			Labels:      job.Spec.Template.Labels,
+			Annotations: job.Spec.Template.Annotations,
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID,
+				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+			}},
+		},
+		Spec: *job.Spec.Template.Spec.DeepCopy(),
+	}
+	if err := k8sClient.Create(context.Background(), pod); err != nil {
+		t.Fatalf("creating the Job's pod (as the Job controller would): %v", err)
+	}
+	return pod
+}
+
+// setContainerState writes the run container's state as a kubelet would.
+func setContainerState(t *testing.T, pod *corev1.Pod, state corev1.ContainerState) {
+	t.Helper()
+	phase := corev1.PodRunning
+	if state.Terminated != nil {
+		phase = corev1.PodSucceeded
+		if state.Terminated.ExitCode != 0 {
+			phase = corev1.PodFailed
+		}
+	}
+	err := retryOnConflict(func() error {
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		pod.Status.Phase = phase
+		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}}
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
+			Name: containerName, Image: pod.Spec.Containers[0].Image, ImageID: "sha256:0123",
+			State: state, Started: ptr.To(state.Running != nil),
+		}}
+		return k8sClient.Status().Update(context.Background(), pod)
+	})
+	if err != nil {
+		t.Fatalf("writing pod status: %v", err)
+	}
+}
+
+func retryOnConflict(fn func() error) error {
+	for range 10 {
+		err := fn()
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("still conflicting after 10 tries")
+}
+
+func running() corev1.ContainerState {
+	return corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
+}
+
+func terminated(exitCode int32, reason, message string) corev1.ContainerState {
+	return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+		ExitCode: exitCode, Reason: reason, Message: message,
+		StartedAt: metav1.NewTime(time.Now().Add(-time.Second)), FinishedAt: metav1.Now(),
+	}}
+}
