@@ -1,0 +1,99 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/config"
+)
+
+func TestJobName(t *testing.T) {
+	long := strings.Repeat("a", 200)
+	cases := []struct {
+		run  string
+		want string
+	}{
+		{"hello", "hello"},
+		{strings.Repeat("b", 63), strings.Repeat("b", 63)},
+		{long, ""}, // derived: checked below
+	}
+	for _, tc := range cases {
+		got := jobName(&execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: tc.run}})
+		if tc.want != "" && got != tc.want {
+			t.Errorf("jobName(%q) = %q, want %q", tc.run, got, tc.want)
+		}
+		if errs := validation.IsDNS1123Label(got); len(errs) > 0 {
+			t.Errorf("jobName(%q) = %q is not a valid label value: %v", tc.run, got, errs)
+		}
+	}
+	// Long names that share a prefix still get distinct Jobs.
+	a := jobName(&execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: long + "x"}})
+	b := jobName(&execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: long + "y"}})
+	if a == b {
+		t.Errorf("two long names map to the same Job %q", a)
+	}
+}
+
+func TestBuildJobLimits(t *testing.T) {
+	cfg := config.Default()
+	run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns", UID: types.UID("u-1")}, Spec: execv1alpha1.CodeRunSpec{Source: "print(1)"}}
+	cases := []struct {
+		name                    string
+		limits                  execv1alpha1.Limits
+		wantMemory, wantCPU     string
+		wantTimeoutArg          string
+		wantMemoryArg           string
+		wantActiveDeadlineSecds int64
+	}{
+		{"defaults", cfg.Effective(execv1alpha1.Limits{}), "304Mi", "1", "--timeout=10s", "--memory-limit=268435456", 160},
+		{"custom", cfg.Effective(execv1alpha1.Limits{TimeoutSeconds: ptr.To[int32](60), Memory: ptr.To(resource.MustParse("1Gi")), CPU: ptr.To(resource.MustParse("250m"))}),
+			"1072Mi", "250m", "--timeout=60s", "--memory-limit=1073741824", 210},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			job := buildJob(run, tc.limits, cfg, 200123)
+			c := job.Spec.Template.Spec.Containers[0]
+			if got := c.Resources.Limits.Memory().String(); got != tc.wantMemory {
+				t.Errorf("memory limit %s, want %s", got, tc.wantMemory)
+			}
+			if got := c.Resources.Limits.Cpu().String(); got != tc.wantCPU {
+				t.Errorf("cpu limit %s, want %s", got, tc.wantCPU)
+			}
+			if !contains(c.Args, tc.wantTimeoutArg) || !contains(c.Args, tc.wantMemoryArg) {
+				t.Errorf("args %v lack %s or %s", c.Args, tc.wantTimeoutArg, tc.wantMemoryArg)
+			}
+			if got := *job.Spec.ActiveDeadlineSeconds; got != tc.wantActiveDeadlineSecds {
+				t.Errorf("activeDeadlineSeconds %d, want %d", got, tc.wantActiveDeadlineSecds)
+			}
+			if got := *job.Spec.Template.Spec.SecurityContext.RunAsUser; got != 200123 {
+				t.Errorf("runAsUser %d, want 200123", got)
+			}
+		})
+	}
+}
+
+func TestPreferredUIDIsStableAndInRange(t *testing.T) {
+	cfg := config.Default()
+	seen := map[int64]bool{}
+	for i := range 1000 {
+		run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{UID: types.UID(strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("y", i))}}
+		uid := preferredUID(run, cfg)
+		if uid < cfg.RunUIDMin || uid >= cfg.RunUIDMin+cfg.RunUIDCount {
+			t.Fatalf("uid %d outside [%d, %d)", uid, cfg.RunUIDMin, cfg.RunUIDMin+cfg.RunUIDCount)
+		}
+		if preferredUID(run, cfg) != uid {
+			t.Fatal("preferredUID is not stable")
+		}
+		seen[uid] = true
+	}
+	if len(seen) < 990 {
+		t.Errorf("only %d distinct uids for 1000 runs: the hash spreads badly", len(seen))
+	}
+}

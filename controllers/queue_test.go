@@ -1,0 +1,105 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+)
+
+func queuedRun(name string, created time.Time) *execv1alpha1.CodeRun {
+	return &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, CreationTimestamp: metav1.NewTime(created)}}
+}
+
+func key(name string) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: name} }
+
+func TestQueueOrder(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name     string
+		runs     []*execv1alpha1.CodeRun
+		observed []string // arrival order seen by the informer
+		want     []string
+	}{
+		{"older second first", []*execv1alpha1.CodeRun{queuedRun("b", t0.Add(time.Second)), queuedRun("a", t0)}, nil, []string{"a", "b"}},
+		{"same second: arrival order, not name", []*execv1alpha1.CodeRun{queuedRun("a", t0), queuedRun("c", t0), queuedRun("b", t0)}, []string{"c", "a", "b"}, []string{"c", "a", "b"}},
+		{"same second, not yet observed: after observed, then by name", []*execv1alpha1.CodeRun{queuedRun("b", t0), queuedRun("a", t0), queuedRun("z", t0)}, []string{"z"}, []string{"z", "a", "b"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newRunQueue(1)
+			for _, n := range tc.observed {
+				q.observe(key(n))
+			}
+			var got []string
+			for _, r := range q.order(tc.runs) {
+				got = append(got, r.Name)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("got %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestQueueAdmitsOldestWithinLimit(t *testing.T) {
+	t0 := time.Now()
+	runs := []*execv1alpha1.CodeRun{queuedRun("a", t0), queuedRun("b", t0), queuedRun("c", t0)}
+	q := newRunQueue(2)
+	for _, r := range runs {
+		q.observe(key(r.Name))
+	}
+	const min, count = 1000, 10
+	// c is third: it must wait even though a slot is free, while a and b have not yet asked.
+	if _, ok := q.admit(key("c"), runs, min, min, count); ok {
+		t.Fatal("c admitted ahead of a and b")
+	}
+	uidB, ok := q.admit(key("b"), runs, min, min, count)
+	if !ok {
+		t.Fatal("b (second, 2 free slots) not admitted")
+	}
+	uidA, ok := q.admit(key("a"), runs, min, min, count)
+	if !ok {
+		t.Fatal("a not admitted")
+	}
+	if uidA == uidB {
+		t.Errorf("a and b got the same uid %d", uidA)
+	}
+	if again, ok := q.admit(key("a"), runs, min, min, count); !ok || again != uidA {
+		t.Errorf("admitting a again gave %d/%v, want its uid %d: admit must be idempotent", again, ok, uidA)
+	}
+	if _, ok := q.admit(key("c"), runs, min, min, count); ok {
+		t.Fatal("c admitted while 2 of 2 slots are taken")
+	}
+	if q.freeSlots() != 0 {
+		t.Errorf("free slots %d, want 0", q.freeSlots())
+	}
+	if !q.release(key("a")) || q.release(key("a")) {
+		t.Error("release should free a's slot once")
+	}
+	uidC, ok := q.admit(key("c"), runs, min+count-1, min, count)
+	if !ok {
+		t.Fatal("c not admitted after a slot freed")
+	}
+	if uidC != min+count-1 {
+		t.Errorf("c got uid %d, want its preferred %d", uidC, min+count-1)
+	}
+}
+
+func TestQueueUIDProbingWraps(t *testing.T) {
+	q := newRunQueue(3)
+	q.seed(map[types.NamespacedName]int64{key("x"): 1009})
+	runs := []*execv1alpha1.CodeRun{queuedRun("y", time.Now())}
+	uid, ok := q.admit(key("y"), runs, 1009, 1000, 10)
+	if !ok || uid != 1000 {
+		t.Errorf("uid %d (admitted %v), want 1000: 1009 is taken and the range wraps", uid, ok)
+	}
+}
