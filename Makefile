@@ -15,6 +15,9 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUBE_BIN_DIR ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 
 GO ?= go
+# buildah here (no Docker engine); CONTAINER_TOOL=docker CONTAINER_BUILD=build elsewhere.
+CONTAINER_TOOL ?= buildah
+CONTAINER_BUILD ?= bud --runtime runc --network host
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
 
@@ -31,7 +34,7 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests in config/ from the Go markers.
-	$(CONTROLLER_GEN) rbac:roleName=coderun-operator crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=operator crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code for the API types.
@@ -71,9 +74,33 @@ build: ## Build the operator and runner binaries into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(LOCALBIN)/coderun-operator ./cmd
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(LOCALBIN)/coderun-runner ./cmd/runner
 
-.PHONY: runner-binary
-runner-binary: ## Build the static runner into the python image's build context.
+.PHONY: image-binaries
+image-binaries: ## Build the static runner and operator binaries into their images' build contexts.
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w" -o images/python/coderun-runner ./cmd/runner
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w" -o images/operator/coderun-operator ./cmd
+
+.PHONY: images
+images: image-binaries ## Build the runner and operator images with buildah (or docker: CONTAINER_TOOL=docker).
+	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(RUNNER_IMG) images/python
+	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(OPERATOR_IMG) images/operator
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRD into the cluster of the current kubeconfig.
+	kubectl apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: ## Remove the CRD (and every CodeRun) from the cluster.
+	kubectl delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator and the runs namespace (config/default) to the current cluster.
+	kubectl apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove what deploy created.
+	kubectl delete --ignore-not-found -k config/default
 
 .PHONY: run
 run: manifests generate ## Run the operator on this machine against the current kubeconfig.
