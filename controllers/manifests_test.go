@@ -58,10 +58,18 @@ func TestShippedManifests(t *testing.T) {
 	// Take away one protection at a time: each must be refused.
 	for name, weaken := range map[string]func(*corev1.PodSpec){
 		"privilege escalation": func(s *corev1.PodSpec) { *s.Containers[0].SecurityContext.AllowPrivilegeEscalation = true },
-		"a capability":         func(s *corev1.PodSpec) { s.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_RAW"} },
-		"root":                 func(s *corev1.PodSpec) { *s.SecurityContext.RunAsNonRoot = false; *s.Containers[0].SecurityContext.RunAsNonRoot = false },
-		"host network":         func(s *corev1.PodSpec) { s.HostNetwork = true },
-		"no seccomp":           func(s *corev1.PodSpec) { s.SecurityContext.SeccompProfile = nil; s.Containers[0].SecurityContext.SeccompProfile = nil },
+		"a capability": func(s *corev1.PodSpec) {
+			s.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_RAW"}
+		},
+		"root": func(s *corev1.PodSpec) {
+			*s.SecurityContext.RunAsNonRoot = false
+			*s.Containers[0].SecurityContext.RunAsNonRoot = false
+		},
+		"host network": func(s *corev1.PodSpec) { s.HostNetwork = true },
+		"no seccomp": func(s *corev1.PodSpec) {
+			s.SecurityContext.SeccompProfile = nil
+			s.Containers[0].SecurityContext.SeccompProfile = nil
+		},
 	} {
 		weak := pod.DeepCopy()
 		weaken(&weak.Spec)

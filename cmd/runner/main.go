@@ -1,0 +1,163 @@
+// Command runner is the entrypoint of coderun's Python image. It runs one untrusted
+// program under limits and prints one machine-readable report (internal/report) as the
+// last line of its stdout, and optionally to a file such as /dev/termination-log.
+//
+// Exit status: 0 whenever a report was produced (the program's own exit code is in the
+// report), 2 on bad flags (a SystemError report is still printed).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/coderun-dev/coderun/internal/report"
+	"github.com/coderun-dev/coderun/internal/runner"
+)
+
+func main() {
+	// The runner re-executes itself as the exec shim and the kill helper: those never
+	// get to flag parsing.
+	runner.RunHelperIfRequested(os.Args)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg := runner.DefaultConfig()
+	var reportPath string
+	var uid int64
+	fs := flag.NewFlagSet("runner", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Source, "source", "", "the program file (required); python runs it by this path")
+	fs.StringVar(&cfg.Stdin, "stdin", "", "a file to use as the program's stdin (missing or empty: empty stdin)")
+	fs.StringVar(&cfg.Python, "python", cfg.Python, "the python interpreter, a path or a name looked up in PATH")
+	fs.StringVar(&cfg.Workdir, "workdir", cfg.Workdir, "the program's working directory, HOME and TMPDIR")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "the wall-clock time limit")
+	fs.Var(byteSize{intPtr: &cfg.OutputLimit}, "output-limit",
+		fmt.Sprintf("the limit on the total bytes written to stdout and stderr, at most %d", report.MaxOutputLimit))
+	fs.Var(byteSize{int64Ptr: &cfg.MemoryLimit}, "memory-limit", "the limit on the program's resident memory in bytes (0: none)")
+	fs.IntVar(&cfg.MaxProcesses, "max-processes", cfg.MaxProcesses, "RLIMIT_NPROC for the program")
+	fs.Var(byteSize{int64Ptr: &cfg.MaxFileSize}, "max-file-size", "RLIMIT_FSIZE for the program, in bytes")
+	fs.IntVar(&cfg.MaxOpenFiles, "max-open-files", cfg.MaxOpenFiles, "RLIMIT_NOFILE for the program")
+	fs.StringVar(&reportPath, "report", "", "also write the report (or its summary, if the whole does not fit) to this file, e.g. /dev/termination-log")
+	fs.Int64Var(&uid, "uid", 0, "run the program as this dedicated uid (and gid), which the runner kills every process of afterwards; needs root; for tests")
+
+	badFlags := func(err error) int {
+		fmt.Fprintf(stderr, "runner: %v\n", err)
+		emit(runner.SystemErrorReport("the runner was given bad flags: "+err.Error()), reportPath, stdout, stderr)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return badFlags(err)
+	}
+	if fs.NArg() > 0 {
+		return badFlags(fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	if uid < 0 || uid > 1<<32-2 {
+		return badFlags(fmt.Errorf("--uid %d is not a valid uid", uid))
+	}
+	isSet := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { isSet[f.Name] = true })
+	if isSet["uid"] && uid == 0 {
+		return badFlags(errors.New("--uid 0: the program never runs as root"))
+	}
+	cfg.RunAsUID = int(uid)
+	if err := cfg.Validate(); err != nil {
+		return badFlags(err)
+	}
+	cfg.Logf = func(format string, args ...any) {
+		fmt.Fprintf(stderr, "runner: "+format+"\n", args...)
+	}
+
+	// SIGTERM (the pod is being deleted) or SIGINT stops the program; a report follows.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	emit(runner.Run(ctx, cfg), reportPath, stdout, stderr)
+	return 0
+}
+
+// emit writes the report: to the report file (for the termination message) and, in full,
+// as one line to stdout.
+func emit(r report.Report, reportPath string, stdout, stderr io.Writer) {
+	if reportPath != "" {
+		if err := writeFile(reportPath, report.ForTerminationMessage(r)); err != nil {
+			fmt.Fprintf(stderr, "runner: writing the report file: %v\n", err)
+		}
+	}
+	line := append(report.Encode(r), '\n')
+	if _, err := stdout.Write(line); err != nil {
+		fmt.Fprintf(stderr, "runner: writing the report: %v\n", err)
+	}
+}
+
+func writeFile(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// byteSize is a flag of a number of bytes: a plain integer, or one with a binary suffix
+// (KiB, MiB, GiB; also Ki, Mi, Gi). It sets whichever of its pointers is not nil.
+type byteSize struct {
+	int64Ptr *int64
+	intPtr   *int
+}
+
+var byteSuffixes = []struct {
+	suffix string
+	factor int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30},
+}
+
+func (b byteSize) String() string {
+	switch {
+	case b.int64Ptr != nil:
+		return strconv.FormatInt(*b.int64Ptr, 10)
+	case b.intPtr != nil:
+		return strconv.Itoa(*b.intPtr)
+	}
+	return "0"
+}
+
+func (b byteSize) Set(s string) error {
+	num, factor := s, int64(1)
+	for _, suf := range byteSuffixes {
+		if rest, ok := strings.CutSuffix(s, suf.suffix); ok {
+			num, factor = rest, suf.factor
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/factor {
+		return fmt.Errorf("%q is not a number of bytes", s)
+	}
+	n *= factor
+	switch {
+	case b.int64Ptr != nil:
+		*b.int64Ptr = n
+	case b.intPtr != nil:
+		if n > int64(^uint(0)>>1) {
+			return fmt.Errorf("%q is too large", s)
+		}
+		*b.intPtr = int(n)
+	}
+	return nil
+}
