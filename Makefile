@@ -59,8 +59,12 @@ vet: ## Run go vet.
 verify-fmt: ## Fail if any Go file is not gofmt-formatted.
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
 
+.PHONY: verify-tidy
+verify-tidy: ## Fail if go.mod or go.sum are not tidy.
+	$(GO) mod tidy -diff
+
 .PHONY: test
-test: verify-generated verify-fmt vet envtest-assets ## Check generated files, then run unit, runner and envtest suites.
+test: verify-generated verify-fmt verify-tidy vet envtest-assets ## Check generated files, then run unit, runner and envtest suites.
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" $(GO) test ./... -race -count=1 -timeout 20m
 
 .PHONY: fuzz

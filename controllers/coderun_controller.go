@@ -386,13 +386,17 @@ func (r *CodeRunReconciler) waitingRuns(ctx context.Context) ([]*execv1alpha1.Co
 		return nil, fmt.Errorf("listing CodeRuns: %w", err)
 	}
 	var waiting []*execv1alpha1.CodeRun
+	depth := 0
 	for i := range all.Items {
 		run := &all.Items[i]
 		if run.DeletionTimestamp.IsZero() && !finished(run) && run.Status.JobName == "" {
 			waiting = append(waiting, run)
+			if !r.queue.isActive(client.ObjectKeyFromObject(run)) {
+				depth++
+			}
 		}
 	}
-	queueDepth.Set(float64(max(len(waiting)-1, 0)))
+	queueDepth.Set(float64(depth))
 	return waiting, nil
 }
 

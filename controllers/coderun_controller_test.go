@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -522,8 +523,10 @@ func TestRepeatedReconcilesAreIdempotent(t *testing.T) {
 	}
 }
 
-func TestEventsRecordEachStep(t *testing.T) {
+func TestEventsAndMetricsRecordEachStep(t *testing.T) {
 	op := startOperator(t, testConfig())
+	completedBefore := testutil.ToFloat64(runsFinished.WithLabelValues("Completed"))
+	jobsBefore := testutil.ToFloat64(jobsCreated)
 	run := op.create(t, op.newRun("events", "print('Hello, World!')"))
 	pod := startPod(t, waitForJob(t, run))
 	setContainerState(t, pod, running())
@@ -543,6 +546,13 @@ func TestEventsRecordEachStep(t *testing.T) {
 		}
 		return seen["JobCreated"] && seen["Started"] && seen["Completed"], nil
 	})
+	// The counters are process-wide and other tests add to them too: check the rise.
+	if got := testutil.ToFloat64(runsFinished.WithLabelValues("Completed")) - completedBefore; got < 1 {
+		t.Errorf("coderun_runs_finished_total{reason=Completed} rose by %v, want at least 1", got)
+	}
+	if got := testutil.ToFloat64(jobsCreated) - jobsBefore; got < 1 {
+		t.Errorf("coderun_jobs_created_total rose by %v, want at least 1", got)
+	}
 }
 
 func findCondition(run *execv1alpha1.CodeRun, t string) *metav1.Condition {
