@@ -401,7 +401,9 @@ func (r *CodeRunReconciler) waitingRuns(ctx context.Context) ([]*execv1alpha1.Co
 }
 
 // seedQueue, on the first reconcile, gives a slot to each run that was already running
-// when the operator started, with the uid its Job runs as.
+// when the operator started (its Job exists, it has no result), with the uid its Job runs
+// as. It looks for the Jobs rather than trusting status.jobName, which a crash between
+// creating a Job and writing the status would leave unset.
 func (r *CodeRunReconciler) seedQueue(ctx context.Context) error {
 	if r.queue.isSeeded() {
 		return nil
@@ -413,15 +415,19 @@ func (r *CodeRunReconciler) seedQueue(ctx context.Context) error {
 	running := map[types.NamespacedName]int64{}
 	for i := range all.Items {
 		run := &all.Items[i]
-		if run.Status.JobName == "" || finished(run) || !run.DeletionTimestamp.IsZero() {
+		if finished(run) || !run.DeletionTimestamp.IsZero() {
 			continue
 		}
-		var uid int64
 		job := &batchv1.Job{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Status.JobName}, job); err == nil {
-			if sc := job.Spec.Template.Spec.SecurityContext; sc != nil && sc.RunAsUser != nil {
-				uid = *sc.RunAsUser
-			}
+		err := r.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: jobName(run)}, job)
+		if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(job, run)) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("getting the Job of %s: %w", run.Name, err)
+		}
+		var uid int64
+		if sc := job.Spec.Template.Spec.SecurityContext; sc != nil && sc.RunAsUser != nil {
+			uid = *sc.RunAsUser
 		}
 		running[client.ObjectKeyFromObject(run)] = uid
 	}
@@ -466,7 +472,7 @@ func (r *CodeRunReconciler) runEvents() handler.TypedEventHandler[client.Object,
 	}
 	return handler.TypedFuncs[client.Object, reconcile.Request]{
 		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			r.queue.observe(client.ObjectKeyFromObject(e.Object))
+			r.queue.observe(client.ObjectKeyFromObject(e.Object), e.IsInInitialList)
 			enqueue(q, e.Object)
 		},
 		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {

@@ -418,7 +418,7 @@ func TestLimitsAboveMaximaAreRejected(t *testing.T) {
 // and that they start in creation order as slots free up.
 func TestQueue(t *testing.T) {
 	op := startOperator(t, testConfig()) // 2 slots
-	// Runs created before the operator's watch starts are listed in name order; wait for
+	// Runs created before the operator's watch starts rank by name; wait for
 	// the watch, so that creations below arrive as they do in a live cluster.
 	warmup := op.create(t, op.newRun("warmup", "print(0)"))
 	setContainerState(t, startPod(t, waitForJob(t, warmup)), terminated(0, "Completed", string(report.ForTerminationMessage(helloReport()))))
@@ -481,6 +481,42 @@ func assertJobs(t *testing.T, op *operator, runs []*execv1alpha1.CodeRun, want i
 	for i, run := range runs {
 		if have[jobName(run)] != (i < want) {
 			t.Fatalf("after %d runs were admitted, run %d (%s) has a Job: %v; Jobs: %v", want, i, run.Name, have[jobName(run)], have)
+		}
+	}
+}
+
+// TestOperatorRestart stops the operator while two runs hold both slots and a third waits,
+// and starts a new one: it must count the running runs (and not start the third), and
+// carry every run to its result.
+func TestOperatorRestart(t *testing.T) {
+	namespace := newRunsNamespace(t)
+	first, stopFirst := runOperator(t, testConfig(), namespace) // 2 slots
+	defer stopFirst()
+	runs := []*execv1alpha1.CodeRun{
+		first.create(t, first.newRun("restart-a", "print(1)")),
+		first.create(t, first.newRun("restart-b", "print(2)")),
+		first.create(t, first.newRun("restart-c", "print(3)")),
+	}
+	jobA, jobB := waitForJob(t, runs[0]), waitForJob(t, runs[1])
+	eventually(t, 10*time.Second, "the third run to be Queued", func() (bool, error) {
+		return getRun(t, runs[2]).Status.Phase == execv1alpha1.PhaseQueued, nil
+	})
+
+	// Replace the operator, as a rolled Deployment or a new leader would.
+	stopFirst()
+	second, stopSecond := runOperator(t, testConfig(), namespace)
+	defer stopSecond()
+	assertJobs(t, second, runs, 2)
+
+	setContainerState(t, startPod(t, jobA), terminated(0, "Completed", string(report.ForTerminationMessage(helloReport()))))
+	waitForResult(t, runs[0])
+	jobC := waitForJob(t, runs[2])
+	for _, job := range []*batchv1.Job{jobB, jobC} {
+		setContainerState(t, startPod(t, job), terminated(0, "Completed", string(report.ForTerminationMessage(helloReport()))))
+	}
+	for _, run := range runs[1:] {
+		if got := waitForResult(t, run); got.Status.Phase != execv1alpha1.PhaseSucceeded {
+			t.Errorf("%s ended %s after the restart, want Succeeded", run.Name, got.Status.Phase)
 		}
 	}
 }

@@ -14,9 +14,10 @@ import (
 // user id no other active run has.
 //
 // Order: creationTimestamp has only second precision, so runs created in the same second
-// are ordered by when the operator's informer first delivered them — the watch delivers
-// creations in the order the API server committed them. Runs that already existed when the
-// operator started arrive in list order, so among those, same-second ties fall back to name.
+// are ordered by when the operator's watch delivered their creation, which is the order in
+// which the API server committed them. Runs that already existed when the operator started
+// come first within their second, in name order; runs whose creation has not been
+// delivered yet come last.
 //
 // Slots are held in memory, not derived from the cache alone: right after the operator
 // creates a Job and marks the run Running, its cache may not show that yet, and counting
@@ -39,14 +40,22 @@ func newRunQueue(limit int) *runQueue {
 	}
 }
 
-// observe records that a run arrived, the first time it is seen.
-func (q *runQueue) observe(key types.NamespacedName) {
+// observe records that a run arrived, the first time it is seen. Runs that already
+// existed when the watch started (initial) arrive in no meaningful order (the informer
+// replays its store, a map): they rank before every live arrival and among themselves by
+// name.
+func (q *runQueue) observe(key types.NamespacedName, initial bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := q.arrivals[key]; !ok {
-		q.seq++
-		q.arrivals[key] = q.seq
+	if _, ok := q.arrivals[key]; ok {
+		return
 	}
+	if initial {
+		q.arrivals[key] = 0
+		return
+	}
+	q.seq++
+	q.arrivals[key] = q.seq
 }
 
 // seed marks runs that were already running when the operator started as active. It

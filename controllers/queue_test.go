@@ -21,18 +21,23 @@ func TestQueueOrder(t *testing.T) {
 	cases := []struct {
 		name     string
 		runs     []*execv1alpha1.CodeRun
-		observed []string // arrival order seen by the informer
+		initial  []string // already there when the watch started
+		observed []string // arrival order seen by the watch
 		want     []string
 	}{
-		{"older second first", []*execv1alpha1.CodeRun{queuedRun("b", t0.Add(time.Second)), queuedRun("a", t0)}, nil, []string{"a", "b"}},
-		{"same second: arrival order, not name", []*execv1alpha1.CodeRun{queuedRun("a", t0), queuedRun("c", t0), queuedRun("b", t0)}, []string{"c", "a", "b"}, []string{"c", "a", "b"}},
-		{"same second, not yet observed: after observed, then by name", []*execv1alpha1.CodeRun{queuedRun("b", t0), queuedRun("a", t0), queuedRun("z", t0)}, []string{"z"}, []string{"z", "a", "b"}},
+		{"older second first", []*execv1alpha1.CodeRun{queuedRun("b", t0.Add(time.Second)), queuedRun("a", t0)}, nil, nil, []string{"a", "b"}},
+		{"same second: arrival order, not name", []*execv1alpha1.CodeRun{queuedRun("a", t0), queuedRun("c", t0), queuedRun("b", t0)}, nil, []string{"c", "a", "b"}, []string{"c", "a", "b"}},
+		{"same second, not yet observed: after observed, then by name", []*execv1alpha1.CodeRun{queuedRun("b", t0), queuedRun("a", t0), queuedRun("z", t0)}, nil, []string{"z"}, []string{"z", "a", "b"}},
+		{"same second, pre-existing before live, by name", []*execv1alpha1.CodeRun{queuedRun("live", t0), queuedRun("y", t0), queuedRun("x", t0)}, []string{"y", "x"}, []string{"live"}, []string{"x", "y", "live"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			q := newRunQueue(1)
+			for _, n := range tc.initial {
+				q.observe(key(n), true)
+			}
 			for _, n := range tc.observed {
-				q.observe(key(n))
+				q.observe(key(n), false)
 			}
 			var got []string
 			for _, r := range q.order(tc.runs) {
@@ -55,7 +60,7 @@ func TestQueueAdmitsOldestWithinLimit(t *testing.T) {
 	runs := []*execv1alpha1.CodeRun{queuedRun("a", t0), queuedRun("b", t0), queuedRun("c", t0)}
 	q := newRunQueue(2)
 	for _, r := range runs {
-		q.observe(key(r.Name))
+		q.observe(key(r.Name), false)
 	}
 	const min, count = 1000, 10
 	// c is third: it must wait even though a slot is free, while a and b have not yet asked.

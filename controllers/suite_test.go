@@ -131,6 +131,14 @@ type operator struct {
 // gets its own namespace and operator, so queue limits and timeouts do not interfere.
 func startOperator(t *testing.T, cfg config.Config) *operator {
 	t.Helper()
+	op, stop := runOperator(t, cfg, newRunsNamespace(t))
+	t.Cleanup(stop)
+	return op
+}
+
+// newRunsNamespace creates a namespace labelled like config/runs and returns its name.
+func newRunsNamespace(t *testing.T) string {
+	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		GenerateName: "runs-",
 		Labels: map[string]string{
@@ -141,16 +149,22 @@ func startOperator(t *testing.T, cfg config.Config) *operator {
 	if err := k8sClient.Create(context.Background(), ns); err != nil {
 		t.Fatalf("creating namespace: %v", err)
 	}
+	return ns.Name
+}
+
+// runOperator runs an operator with cfg for namespace until stop is called.
+func runOperator(t *testing.T, cfg config.Config, namespace string) (op *operator, stop func()) {
+	t.Helper()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:     testScheme,
-		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{ns.Name: {}}},
+		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatalf("creating manager: %v", err)
 	}
-	op := &operator{namespace: ns.Name, logs: &fakeLogs{}}
+	op = &operator{namespace: namespace, logs: &fakeLogs{}}
 	op.reconciler = &CodeRunReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -165,13 +179,15 @@ func startOperator(t *testing.T, cfg config.Config) *operator {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	return op
+	var once sync.Once
+	return op, func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		})
+	}
 }
 
 // newRun returns a CodeRun in the operator's namespace.
