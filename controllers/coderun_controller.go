@@ -129,7 +129,14 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			runWallTime.WithLabelValues(string(res.Reason)).Observe(res.WallTime.Seconds())
 		}
 		runLatency.Observe(run.Status.CompletionTime.Sub(run.CreationTimestamp.Time).Seconds())
-		log.Info("run finished", "reason", res.Reason, "exitCode", res.ExitCode, "wallTime", res.WallTime, "peakMemory", res.PeakMemory)
+		kv := []any{"reason", res.Reason, "phase", run.Status.Phase}
+		if res.ExitCode != nil {
+			kv = append(kv, "exitCode", *res.ExitCode)
+		}
+		if res.WallTime != nil && res.PeakMemory != nil {
+			kv = append(kv, "wallTime", res.WallTime.Duration.String(), "peakMemory", res.PeakMemory.String())
+		}
+		log.Info("run finished", kv...)
 	}
 	return result, nil
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -582,6 +584,14 @@ func TestEventsAndMetricsRecordEachStep(t *testing.T) {
 		}
 		return seen["JobCreated"] && seen["Started"] && seen["Completed"], nil
 	})
+	// What `kubectl get coderuns` prints: the server-side table of the printer columns.
+	row := kubectlGetRow(t, run)
+	for column, want := range map[string]string{"Phase": "Succeeded", "Exit": "0", "Reason": "Completed", "Time": "22ms", "Memory": "9Mi"} {
+		if row[column] != want {
+			t.Errorf("kubectl get column %s = %q, want %q (row %v)", column, row[column], want, row)
+		}
+	}
+
 	// The counters are process-wide and other tests add to them too: check the rise.
 	if got := testutil.ToFloat64(runsFinished.WithLabelValues("Completed")) - completedBefore; got < 1 {
 		t.Errorf("coderun_runs_finished_total{reason=Completed} rose by %v, want at least 1", got)
@@ -607,4 +617,30 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// kubectlGetRow asks the API server for the table that `kubectl get coderun` prints and
+// returns the run's row by column name.
+func kubectlGetRow(t *testing.T, run *execv1alpha1.CodeRun) map[string]string {
+	t.Helper()
+	clientset, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := clientset.RESTClient().Get().
+		AbsPath("/apis/exec.coderun.dev/v1alpha1/namespaces", run.Namespace, "coderuns", run.Name).
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").
+		DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("getting the table: %v", err)
+	}
+	table := &metav1.Table{}
+	if err := json.Unmarshal(data, table); err != nil || len(table.Rows) != 1 {
+		t.Fatalf("decoding the table (%v): %s", err, data)
+	}
+	row := map[string]string{}
+	for i, col := range table.ColumnDefinitions {
+		row[col.Name] = fmt.Sprint(table.Rows[0].Cells[i])
+	}
+	return row
 }
