@@ -7,15 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coderun-dev/coderun/internal/report"
 	"github.com/coderun-dev/coderun/internal/runner"
+	"github.com/coderun-dev/coderun/internal/runner/runnertest"
 )
 
 // runnerBin is the runner binary that TestMain builds, as it ships (static, no cgo).
@@ -59,97 +60,6 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-func pythonPath(t *testing.T) string {
-	t.Helper()
-	// Debian's python, which every uid can execute (a pyenv under /root is not).
-	if _, err := os.Stat("/usr/bin/python3"); err == nil {
-		return "/usr/bin/python3"
-	}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3 here")
-	}
-	return p
-}
-
-var uidSeq atomic.Int32
-
-// uidsPerProcess is the size of each test process's range of uids: the ranges of
-// processes with different pids are disjoint (pids are at most 2^22, so the uids stay
-// below 2^32-1).
-const uidsPerProcess = 512
-
-// freshUID returns a uid that no other test uses, in this or another test process (their
-// pids differ), and that has no process; 0 when not root: the program then runs as the
-// test's own user.
-func freshUID(t *testing.T) int {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return 0
-	}
-	base := 1_000_000_000 + os.Getpid()*uidsPerProcess
-	for {
-		n := int(uidSeq.Add(1))
-		if n >= uidsPerProcess {
-			t.Fatal("out of test uids")
-		}
-		if uid := base + n; len(processesOf(uid, false)) == 0 {
-			return uid
-		}
-	}
-}
-
-// processesOf lists the processes whose real, effective or saved uid is uid; zombies
-// too if withZombies.
-func processesOf(uid int, withZombies bool) []string {
-	entries, _ := os.ReadDir("/proc")
-	want := strconv.Itoa(uid)
-	var found []string
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var name, state string
-		var uids []string
-		for line := range strings.Lines(string(data)) {
-			key, value, _ := strings.Cut(strings.TrimSpace(line), ":")
-			switch key {
-			case "Name":
-				name = strings.TrimSpace(value)
-			case "State":
-				state = strings.TrimSpace(value)
-			case "Uid":
-				uids = strings.Fields(value)
-			}
-		}
-		if !withZombies && (strings.HasPrefix(state, "Z") || strings.HasPrefix(state, "X")) {
-			continue
-		}
-		for i, u := range uids {
-			if i < 3 && u == want {
-				found = append(found, fmt.Sprintf("%s %s (%s)", e.Name(), name, state))
-				break
-			}
-		}
-	}
-	return found
-}
-
-// alive reports whether pid is a process that is not a zombie.
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
-}
-
 // sandbox is one test's program: its source, a workdir its uid can write, and the uid.
 type sandbox struct {
 	t       *testing.T
@@ -161,7 +71,7 @@ type sandbox struct {
 
 func newSandbox(t *testing.T, program string) *sandbox {
 	t.Helper()
-	s := &sandbox{t: t, dir: t.TempDir(), uid: freshUID(t)}
+	s := &sandbox{t: t, dir: t.TempDir(), uid: runnertest.UID(t)}
 	for _, d := range []string{s.dir, filepath.Dir(s.dir)} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -183,13 +93,18 @@ func newSandbox(t *testing.T, program string) *sandbox {
 	return s
 }
 
-// args returns the runner's flags for this sandbox, then extra.
+// args returns the runner's flags for this sandbox (--uid when it has a uid), then extra.
 func (s *sandbox) args(extra ...string) []string {
-	args := []string{"--source", s.source, "--python", pythonPath(s.t), "--workdir", s.workdir}
 	if s.uid != 0 {
-		args = append(args, "--uid", strconv.Itoa(s.uid))
+		extra = append([]string{"--uid", strconv.Itoa(s.uid)}, extra...)
 	}
-	return append(args, extra...)
+	return s.argsWithoutUID(extra...)
+}
+
+// argsWithoutUID returns the runner's flags for this sandbox but --uid, then extra: for a
+// runner that runs as the sandbox's uid itself, as in a pod.
+func (s *sandbox) argsWithoutUID(extra ...string) []string {
+	return append([]string{"--source", s.source, "--python", runnertest.Python(s.t), "--workdir", s.workdir}, extra...)
 }
 
 // result is one invocation of the runner binary.
@@ -261,13 +176,13 @@ func (s *sandbox) checkNoProcessLeft() {
 	if s.uid == 0 {
 		return
 	}
-	if left := processesOf(s.uid, false); len(left) > 0 {
+	if left := runnertest.LiveProcessesOf(s.uid); len(left) > 0 {
 		t.Errorf("processes of uid %d alive after the run: %v", s.uid, left)
 		return
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		left := processesOf(s.uid, true)
+		left := runnertest.ProcessesOf(s.uid)
 		if len(left) == 0 {
 			return
 		}
@@ -558,6 +473,21 @@ while True:
         time.sleep(0.01)
 `
 
+// forkBombFlags are the runner's limits for a fork bomb: few processes, a short time.
+var forkBombFlags = []string{"--max-processes", "32", "--timeout", "2s"}
+
+// checkForkBombStopped checks that a fork bomb run with forkBombFlags ended by its time
+// limit, or by failing to fork, and soon.
+func checkForkBombStopped(t *testing.T, res result) {
+	t.Helper()
+	if r := res.report; r.Reason != report.TimeLimitExceeded && r.Reason != report.NonZeroExit {
+		t.Errorf("reason %s: %s", r.Reason, res.stdout)
+	}
+	if res.elapsed > 8*time.Second {
+		t.Errorf("the run took %v", res.elapsed)
+	}
+}
+
 // TestForkBomb runs a fork bomb whose children leave the process group and session. It
 // needs a dedicated uid, for RLIMIT_NPROC to apply (root ignores it) and for the cleanup
 // to reach every process.
@@ -567,15 +497,10 @@ func TestForkBomb(t *testing.T) {
 		t.Skip("needs root, to run the fork bomb as a dedicated uid that RLIMIT_NPROC applies to")
 	}
 	s := newSandbox(t, forkBomb)
-	res := runRunner(t, nil, s.args("--max-processes", "32", "--timeout", "2s")...)
-	if r := res.report; r.Reason != report.TimeLimitExceeded && r.Reason != report.NonZeroExit {
-		t.Errorf("reason %s: %s", r.Reason, res.stdout)
-	}
+	res := runRunner(t, nil, s.args(forkBombFlags...)...)
+	checkForkBombStopped(t, res)
 	if res.report.Output != "forking\n" && !strings.HasPrefix(res.report.Output, "forking\n") {
 		t.Errorf("output %q", res.report.Output)
-	}
-	if res.elapsed > 8*time.Second {
-		t.Errorf("the run took %v", res.elapsed)
 	}
 	s.checkNoProcessLeft()
 
@@ -628,7 +553,7 @@ func TestEscapedBackgroundProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if alive(pid) {
+	if runnertest.Alive(pid) {
 		t.Errorf("the escaped process %d is alive", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -684,54 +609,46 @@ func TestPID1(t *testing.T) {
 		t.Skipf("cannot make a PID namespace here: %v", err)
 	}
 	namespace := []string{"unshare", "-p", "-f", "--mount-proc"}
-	// asPod runs the runner itself as the sandbox's uid, with no --uid.
-	asPod := func(t *testing.T, s *sandbox) []string {
+	// asRoot runs the runner as root in the namespace; it runs the program as the sandbox's
+	// uid (--uid).
+	asRoot := func(t *testing.T, s *sandbox, flags ...string) result {
+		return runRunner(t, namespace, s.args(flags...)...)
+	}
+	// asPod runs the runner in the namespace itself as the sandbox's uid, with no --uid.
+	asPod := func(t *testing.T, s *sandbox, flags ...string) result {
 		if _, err := exec.LookPath("setpriv"); err != nil {
 			t.Skip("no setpriv here")
 		}
 		id := strconv.Itoa(s.uid)
-		return append(namespace, "setpriv", "--reuid="+id, "--regid="+id, "--clear-groups")
-	}
-	podArgs := func(s *sandbox, extra ...string) []string {
-		return append([]string{"--source", s.source, "--python", pythonPath(t), "--workdir", s.workdir}, extra...)
+		wrapper := slices.Concat(namespace, []string{"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups"})
+		return runRunner(t, wrapper, s.argsWithoutUID(flags...)...)
 	}
 
-	t.Run("root runner", func(t *testing.T) {
-		t.Parallel()
-		s := newSandbox(t, pid1Program)
-		res := runRunner(t, namespace, s.args()...)
-		res.check(t, report.Completed, 0)
-		if res.report.Output != pid1Output {
-			t.Errorf("output %q", res.report.Output)
-		}
-		if res.elapsed > 3*time.Second {
-			t.Errorf("the run took %v: the sleeping process held it", res.elapsed)
-		}
-		s.checkNoProcessLeft()
-	})
-	t.Run("as in a pod", func(t *testing.T) {
-		t.Parallel()
-		s := newSandbox(t, pid1Program)
-		res := runRunner(t, asPod(t, s), podArgs(s)...)
-		res.check(t, report.Completed, 0)
-		if res.report.Output != pid1Output {
-			t.Errorf("output %q", res.report.Output)
-		}
-		if res.elapsed > 3*time.Second {
-			t.Errorf("the run took %v: the sleeping process held it", res.elapsed)
-		}
-		s.checkNoProcessLeft()
-	})
+	for _, tt := range []struct {
+		name string
+		run  func(t *testing.T, s *sandbox, flags ...string) result
+	}{
+		{"root runner", asRoot},
+		{"as in a pod", asPod},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t, pid1Program)
+			res := tt.run(t, s)
+			res.check(t, report.Completed, 0)
+			if res.report.Output != pid1Output {
+				t.Errorf("output %q", res.report.Output)
+			}
+			if res.elapsed > 3*time.Second {
+				t.Errorf("the run took %v: the sleeping process held it", res.elapsed)
+			}
+			s.checkNoProcessLeft()
+		})
+	}
 	t.Run("fork bomb as in a pod", func(t *testing.T) {
 		t.Parallel()
 		s := newSandbox(t, forkBomb)
-		res := runRunner(t, asPod(t, s), podArgs(s, "--max-processes", "32", "--timeout", "2s")...)
-		if r := res.report; r.Reason != report.TimeLimitExceeded && r.Reason != report.NonZeroExit {
-			t.Errorf("reason %s: %s", r.Reason, res.stdout)
-		}
-		if res.elapsed > 8*time.Second {
-			t.Errorf("the run took %v", res.elapsed)
-		}
+		checkForkBombStopped(t, asPod(t, s, forkBombFlags...))
 		s.checkNoProcessLeft()
 	})
 }

@@ -226,10 +226,11 @@ func TestIncompleteTail(t *testing.T) {
 	}
 }
 
-// TestPipeReaderOrder checks that bytes written to the two pipes are read in the order
-// the pipes became readable, even when both are readable by the time the reader runs.
-func TestPipeReaderOrder(t *testing.T) {
-	t.Parallel()
+// startPipeReader makes the two output pipes and starts a pipeReader on their read ends
+// into a collector of 1000 bytes. It returns the write ends, for the test to write to
+// and to close.
+func startPipeReader(t *testing.T) (*collector, *pipeReader, [2]int) {
+	t.Helper()
 	var r, w [2]int
 	for i := range r {
 		var err error
@@ -242,6 +243,14 @@ func TestPipeReaderOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, p, w
+}
+
+// TestPipeReaderOrder checks that bytes written to the two pipes are read in the order
+// the pipes became readable, even when both are readable by the time the reader runs.
+func TestPipeReaderOrder(t *testing.T) {
+	t.Parallel()
+	c, p, w := startPipeReader(t)
 	write := func(s stream, data string) {
 		if _, err := unix.Write(w[s], []byte(data)); err != nil {
 			t.Fatal(err)
@@ -272,20 +281,9 @@ func TestPipeReaderOrder(t *testing.T) {
 // past its deadline.
 func TestPipeReaderDeadline(t *testing.T) {
 	t.Parallel()
-	var r, w [2]int
-	for i := range r {
-		var err error
-		if r[i], w[i], err = outputPipe(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c, p, w := startPipeReader(t)
 	defer unix.Close(w[0])
 	defer unix.Close(w[1])
-	c := newCollector(1000)
-	p, err := newPipeReader(c, r)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := unix.Write(w[0], []byte("kept")); err != nil {
 		t.Fatal(err)
 	}

@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coderun-dev/coderun/internal/report"
+	"github.com/coderun-dev/coderun/internal/runner/runnertest"
 )
 
 // The test binary is the runner here: Run re-executes /proc/self/exe as its exec shim
@@ -21,47 +20,6 @@ import (
 func TestMain(m *testing.M) {
 	RunHelperIfRequested(os.Args)
 	os.Exit(m.Run())
-}
-
-// testPython is the interpreter the tests run: Debian's, which every uid can execute.
-func testPython(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat("/usr/bin/python3"); err == nil {
-		return "/usr/bin/python3"
-	}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3 here")
-	}
-	return p
-}
-
-var uidSeq atomic.Int32
-
-// uidsPerProcess is the size of each test process's range of uids: the ranges of
-// processes with different pids are disjoint (pids are at most 2^22, so the uids stay
-// below 2^32-1).
-const uidsPerProcess = 512
-
-// testUID returns a uid that no other test, here or in another test process, uses and
-// that has no process, or 0 when the tests do not run as root (the program then runs as
-// the test's own user).
-func testUID(t *testing.T) int {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return 0
-	}
-	base := 1_000_000_000 + os.Getpid()*uidsPerProcess
-	for {
-		n := int(uidSeq.Add(1))
-		if n >= uidsPerProcess {
-			t.Fatal("out of test uids")
-		}
-		uid := base + n
-		if len(liveProcessesOf(uid, -1)) == 0 {
-			return uid
-		}
-	}
 }
 
 // testDirs makes a source directory that uid can read and a workdir it can write.
@@ -92,7 +50,7 @@ func testDirs(t *testing.T, uid int) (srcDir, workdir string) {
 // when root.
 func testConfig(t *testing.T, program string) Config {
 	t.Helper()
-	uid := testUID(t)
+	uid := runnertest.UID(t)
 	srcDir, workdir := testDirs(t, uid)
 	src := filepath.Join(srcDir, "main.py")
 	if err := os.WriteFile(src, []byte(program), 0o644); err != nil {
@@ -100,7 +58,7 @@ func testConfig(t *testing.T, program string) Config {
 	}
 	cfg := DefaultConfig()
 	cfg.Source = src
-	cfg.Python = testPython(t)
+	cfg.Python = runnertest.Python(t)
 	cfg.Workdir = workdir
 	cfg.RunAsUID = uid
 	cfg.Timeout = 10 * time.Second
@@ -386,24 +344,12 @@ print("parent done")
 	if _, err := fmt.Sscan(string(data), &pid); err != nil {
 		t.Fatal(err)
 	}
-	if alive(pid) {
+	if runnertest.Alive(pid) {
 		t.Errorf("the escaped process %d is still alive", pid)
 	}
 	if cfg.RunAsUID != 0 {
-		if left := liveProcessesOf(cfg.RunAsUID, -1); len(left) > 0 {
+		if left := runnertest.LiveProcessesOf(cfg.RunAsUID); len(left) > 0 {
 			t.Errorf("processes of uid %d left: %v", cfg.RunAsUID, left)
 		}
 	}
-}
-
-// alive reports whether pid is a process that is not a zombie.
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name in parentheses.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 }

@@ -1,0 +1,113 @@
+// Package runnertest provides what the tests of the runner (internal/runner and
+// cmd/runner) share: the python they run, a dedicated uid for each program, and what
+// /proc shows of that uid's processes.
+package runnertest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// Python returns the interpreter the tests run: Debian's, which every uid can execute (a
+// pyenv under /root is not), else python3 from PATH. It skips the test when there is none.
+func Python(t testing.TB) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 here")
+	}
+	return p
+}
+
+var uidSeq atomic.Int32
+
+// uidsPerProcess is the size of each test process's range of uids: the ranges of
+// processes with different pids are disjoint (pids are at most 2^22, so the uids stay
+// below 2^32-1).
+const uidsPerProcess = 512
+
+// UID returns a uid that no other test uses, in this or another test process (their pids
+// differ), and that has no live process; 0 when the tests do not run as root: the program
+// then runs as the test's own user.
+func UID(t testing.TB) int {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return 0
+	}
+	base := 1_000_000_000 + os.Getpid()*uidsPerProcess
+	for {
+		n := int(uidSeq.Add(1))
+		if n >= uidsPerProcess {
+			t.Fatal("out of test uids")
+		}
+		if uid := base + n; len(LiveProcessesOf(uid)) == 0 {
+			return uid
+		}
+	}
+}
+
+// LiveProcessesOf lists the processes whose real, effective or saved uid is uid and that
+// are not zombies, each as "pid name (state)".
+func LiveProcessesOf(uid int) []string { return processesOf(uid, false) }
+
+// ProcessesOf lists the processes whose real, effective or saved uid is uid, zombies too,
+// each as "pid name (state)".
+func ProcessesOf(uid int) []string { return processesOf(uid, true) }
+
+func processesOf(uid int, withZombies bool) []string {
+	entries, _ := os.ReadDir("/proc")
+	want := strconv.Itoa(uid)
+	var found []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var name, state string
+		var uids []string
+		for line := range strings.Lines(string(data)) {
+			key, value, _ := strings.Cut(strings.TrimSpace(line), ":")
+			switch key {
+			case "Name":
+				name = strings.TrimSpace(value)
+			case "State":
+				state = strings.TrimSpace(value)
+			case "Uid":
+				uids = strings.Fields(value)
+			}
+		}
+		if !withZombies && (strings.HasPrefix(state, "Z") || strings.HasPrefix(state, "X")) {
+			continue
+		}
+		for i, u := range uids {
+			if i < 3 && u == want {
+				found = append(found, fmt.Sprintf("%s %s (%s)", e.Name(), name, state))
+				break
+			}
+		}
+	}
+	return found
+}
+
+// Alive reports whether pid is a process that is not a zombie.
+func Alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
+}
