@@ -7,11 +7,13 @@ OPERATOR_IMG ?= localhost/coderun-operator:$(IMG_TAG)
 
 # Tool versions, pinned. controller-tools v0.23 matches controller-runtime v0.25 / k8s.io v0.37.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
 KUBE_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.7.3
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBE_BIN_DIR ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 
 GO ?= go
@@ -63,13 +65,18 @@ verify-fmt: ## Fail if any Go file is not gofmt-formatted.
 verify-tidy: ## Fail if go.mod or go.sum are not tidy.
 	$(GO) mod tidy -diff
 
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint (.golangci.yml).
+	$(GOLANGCI_LINT) run ./...
+
 .PHONY: test
-test: verify-generated verify-fmt verify-tidy vet envtest-assets ## Check generated files, then run unit, runner and envtest suites.
+test: verify-generated verify-fmt verify-tidy vet lint envtest-assets ## Check generated files and lint, then run unit, runner and envtest suites.
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" $(GO) test ./... -race -count=1 -timeout 20m
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	$(GO) test ./internal/report -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./controllers -run '^$$' -fuzz FuzzResultFromTerminationMessage -fuzztime $${FUZZTIME:-30s}
 
 ##@ Build
 
@@ -119,6 +126,14 @@ $(CONTROLLER_GEN):
 	@echo "installing controller-gen $(CONTROLLER_TOOLS_VERSION) into $(LOCALBIN)"
 	GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint into bin/.
+$(GOLANGCI_LINT):
+	@mkdir -p $(LOCALBIN)
+	@echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(LOCALBIN) (about a minute the first time)"
+	GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(LOCALBIN)/golangci-lint $(GOLANGCI_LINT)
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for envtest from the Go module proxy (cached in bin/k8s).

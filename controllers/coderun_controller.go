@@ -308,9 +308,9 @@ func (r *CodeRunReconciler) deleteUnstartedJob(ctx context.Context, run *execv1a
 // resultFromPod reads the result of a pod whose run container has terminated: the
 // runner's report from the termination message, or from the log when it did not fit.
 func (r *CodeRunReconciler) resultFromPod(ctx context.Context, pod *corev1.Pod, term *corev1.ContainerStateTerminated, limits execv1alpha1.Limits) *execv1alpha1.CodeRunResult {
-	rep, err := report.Parse([]byte(term.Message))
-	if err != nil {
-		return resultFromTermination(term, limits, err)
+	rep, fallback := reportFromTermination(term, limits)
+	if fallback != nil {
+		return fallback
 	}
 	var logErr error
 	if rep.OutputInLog {
@@ -356,9 +356,13 @@ func (r *CodeRunReconciler) finish(run *execv1alpha1.CodeRun, res *execv1alpha1.
 	*pending = append(*pending, pendingEvent{eventType, string(res.Reason), "Finish", summary})
 }
 
+// maxConditionMessage is the API's limit on a condition's message; a longer one would make
+// the status write fail on every retry.
+const maxConditionMessage = 32768
+
 func (r *CodeRunReconciler) setCondition(run *execv1alpha1.CodeRun, t string, status metav1.ConditionStatus, reason, message string) {
 	meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{
-		Type: t, Status: status, Reason: reason, Message: message,
+		Type: t, Status: status, Reason: reason, Message: cutUTF8(message, maxConditionMessage),
 		ObservedGeneration: run.Generation,
 		LastTransitionTime: metav1.NewTime(r.Clock.Now()),
 	})

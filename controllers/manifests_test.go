@@ -24,6 +24,7 @@ import (
 // samples into the real API server, then checks that the shipped runs namespace admits a
 // run pod built from the shipped operator configuration, and nothing less locked down.
 func TestShippedManifests(t *testing.T) {
+	needEnvtest(t)
 	ctx := context.Background()
 	for _, dir := range []string{"../config/default", "../config/samples"} {
 		for _, obj := range kustomize(t, dir) {

@@ -167,7 +167,7 @@ func (q *runQueue) orderLocked(waiting []*execv1alpha1.CodeRun) []*execv1alpha1.
 	}
 	slices.SortStableFunc(sorted, func(a, b *execv1alpha1.CodeRun) int {
 		return cmp.Or(
-			a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time),
+			a.CreationTimestamp.Compare(b.CreationTimestamp.Time),
 			cmp.Compare(arrival(a), arrival(b)),
 			cmp.Compare(a.Namespace, b.Namespace),
 			cmp.Compare(a.Name, b.Name),

@@ -48,6 +48,17 @@ func resultFromReport(rep report.Report, oomKilled bool, limits execv1alpha1.Lim
 	return res
 }
 
+// reportFromTermination reads the runner's report from a terminated run container's
+// termination message. When there is no valid report it returns, instead, the result that
+// explains how the container ended.
+func reportFromTermination(term *corev1.ContainerStateTerminated, limits execv1alpha1.Limits) (report.Report, *execv1alpha1.CodeRunResult) {
+	rep, err := report.Parse([]byte(term.Message))
+	if err != nil {
+		return report.Report{}, resultFromTermination(term, limits, err)
+	}
+	return rep, nil
+}
+
 // resultFromTermination explains a run container that ended without a usable report.
 func resultFromTermination(term *corev1.ContainerStateTerminated, limits execv1alpha1.Limits, reportErr error) *execv1alpha1.CodeRunResult {
 	switch term.Reason {

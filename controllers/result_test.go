@@ -120,3 +120,40 @@ func TestCutUTF8(t *testing.T) {
 		}
 	}
 }
+
+// FuzzResultFromTerminationMessage feeds the operator what a hostile program could leave in
+// its container's termination message. Whatever it is, the result must use the API's
+// reason vocabulary and fit the status budget, or the status write would fail forever.
+func FuzzResultFromTerminationMessage(f *testing.F) {
+	f.Add(string(report.ForTerminationMessage(report.Report{Reason: report.Completed, Output: "hi\n", Stdout: "hi\n"})), "Completed")
+	f.Add(`{"coderun":"report/v1","reason":"Signaled","exitCode":137,"signal":"SIGKILL"}`, "OOMKilled")
+	f.Add(`{"coderun":"report/v1","reason":"Accepted","exitCode":0}`, "Error")
+	f.Add(`{"coderun":"report/v1","reason":"Completed","output":"\u0000\u0000"}`, "")
+	f.Add("", "DeadlineExceeded")
+	limits := config.Default().Effective(execv1alpha1.Limits{})
+	valid := map[execv1alpha1.ResultReason]bool{}
+	for _, r := range []execv1alpha1.ResultReason{
+		execv1alpha1.ReasonCompleted, execv1alpha1.ReasonNonZeroExit, execv1alpha1.ReasonSignaled,
+		execv1alpha1.ReasonTimeLimitExceeded, execv1alpha1.ReasonMemoryLimitExceeded,
+		execv1alpha1.ReasonOutputLimitExceeded, execv1alpha1.ReasonRejected, execv1alpha1.ReasonSystemError,
+	} {
+		valid[r] = true
+	}
+	f.Fuzz(func(t *testing.T, message, containerReason string) {
+		term := &corev1.ContainerStateTerminated{Message: message, Reason: containerReason, ExitCode: 1}
+		rep, res := reportFromTermination(term, limits)
+		if res == nil {
+			res = resultFromReport(rep, containerReason == "OOMKilled", limits)
+		}
+		fitResult(res, resultBudget)
+		if !valid[res.Reason] {
+			t.Fatalf("reason %q is not in the API's vocabulary", res.Reason)
+		}
+		if size := encodedSize(res); size > resultBudget {
+			t.Fatalf("result is %d bytes, over the %d budget", size, resultBudget)
+		}
+		if res.ExitCode != nil && (*res.ExitCode < 0 || *res.ExitCode > 255) {
+			t.Fatalf("exit code %d", *res.ExitCode)
+		}
+	})
+}

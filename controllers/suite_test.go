@@ -53,38 +53,53 @@ func TestMain(m *testing.M) {
 		logOpts = append(logOpts, zap.Level(zapcore.ErrorLevel)) // keep test output readable
 	}
 	ctrl.SetLogger(zap.New(logOpts...))
-
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "bin", "k8s", kubeVersion)
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		fmt.Fprintf(os.Stderr, "envtest needs kube-apiserver and etcd in %s: run `make test`, or hack/kube-binaries.sh and set KUBEBUILDER_ASSETS (%v)\n", assets, err)
-		os.Exit(1)
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	start := time.Now()
-	cfg, err := env.Start()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting envtest: %v\n", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "envtest: kube-apiserver and etcd ready in %s\n", time.Since(start).Round(time.Millisecond))
-	restConfig = cfg
-	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "creating client: %v\n", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
+	if testEnv != nil {
+		if err := testEnv.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
+		}
 	}
 	os.Exit(code)
+}
+
+var (
+	envtestOnce sync.Once
+	testEnv     *envtest.Environment
+	envtestErr  error
+)
+
+// needEnvtest starts the API server and etcd on first use, so that table tests and fuzz
+// targets in this package do not pay for (or, as fuzz workers, each start) one.
+func needEnvtest(t *testing.T) {
+	t.Helper()
+	envtestOnce.Do(func() {
+		assets := os.Getenv("KUBEBUILDER_ASSETS")
+		if assets == "" {
+			assets = filepath.Join("..", "bin", "k8s", kubeVersion)
+		}
+		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+			envtestErr = fmt.Errorf("envtest needs kube-apiserver and etcd in %s: run `make test`, or hack/kube-binaries.sh and set KUBEBUILDER_ASSETS (%w)", assets, err)
+			return
+		}
+		env := &envtest.Environment{
+			CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+			ErrorIfCRDPathMissing: true,
+			BinaryAssetsDirectory: assets,
+		}
+		start := time.Now()
+		cfg, err := env.Start()
+		if err != nil {
+			envtestErr = fmt.Errorf("starting envtest: %w", err)
+			return
+		}
+		testEnv = env
+		fmt.Fprintf(os.Stderr, "envtest: kube-apiserver and etcd ready in %s\n", time.Since(start).Round(time.Millisecond))
+		restConfig = cfg
+		k8sClient, envtestErr = client.New(cfg, client.Options{Scheme: testScheme})
+	})
+	if envtestErr != nil {
+		t.Fatal(envtestErr)
+	}
 }
 
 // testConfig is the shipped configuration with a short start timeout and 2 run slots.
@@ -139,6 +154,7 @@ func startOperator(t *testing.T, cfg config.Config) *operator {
 // newRunsNamespace creates a namespace labelled like config/runs and returns its name.
 func newRunsNamespace(t *testing.T) string {
 	t.Helper()
+	needEnvtest(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		GenerateName: "runs-",
 		Labels: map[string]string{

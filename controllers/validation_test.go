@@ -18,6 +18,7 @@ import (
 // TestSchemaValidation checks what the CRD's schema and CEL rules make the API server
 // accept and reject. No operator runs here: this is the API a kubectl user meets.
 func TestSchemaValidation(t *testing.T) {
+	needEnvtest(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "schema-"}}
 	if err := k8sClient.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)

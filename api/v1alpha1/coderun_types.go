@@ -281,7 +281,3 @@ type CodeRunList struct {
 	metav1.ListMeta `json:"metadata,omitzero"`
 	Items           []CodeRun `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&CodeRun{}, &CodeRunList{})
-}

@@ -42,7 +42,8 @@ func RunHelperIfRequested(args []string) {
 // then the path to execute and its argv.
 func shimArgs(c Config, path string, argv []string) []string {
 	cpuSoft, cpuHard := c.cpuLimitSeconds()
-	args := []string{
+	args := make([]string, 0, 7+len(argv))
+	args = append(args,
 		execHelperArg,
 		strconv.Itoa(c.MaxOpenFiles),
 		strconv.Itoa(c.MaxProcesses),
@@ -50,7 +51,7 @@ func shimArgs(c Config, path string, argv []string) []string {
 		strconv.FormatUint(cpuSoft, 10),
 		strconv.FormatUint(cpuHard, 10),
 		path,
-	}
+	)
 	return append(args, argv...)
 }
 

@@ -241,7 +241,7 @@ func (r *run) run(ctx context.Context) report.Report {
 
 	var first cause
 	var exit exited
-	var timeCh <-chan time.Time = timer.C
+	timeCh := timer.C
 	outputCh, memCh, doneCh := col.exceededCh, memExceeded, ctx.Done()
 	var giveUp <-chan time.Time
 wait:
