@@ -328,6 +328,23 @@ func TestPrograms(t *testing.T) {
 			},
 		},
 		{
+			// Nine interpreters share their pages after fork: their resident sizes add up
+			// to about twice the limit, but the memory they use together does not.
+			name: "worker processes share memory",
+			program: "import os, time\npids = []\nfor _ in range(8):\n    pid = os.fork()\n    if pid == 0:\n" +
+				"        time.sleep(0.5)\n        os._exit(0)\n    pids.append(pid)\nfor pid in pids:\n    os.waitpid(pid, 0)\nprint('workers done')\n",
+			flags:  []string{"--memory-limit", "40MiB"},
+			reason: report.Completed,
+			check: func(t *testing.T, r report.Report) {
+				if r.Output != "workers done\n" {
+					t.Errorf("output %q", r.Output)
+				}
+				if r.PeakMemoryBytes > 40<<20 {
+					t.Errorf("peak memory %d bytes, over the 40 MiB the workers share", r.PeakMemoryBytes)
+				}
+			},
+		},
+		{
 			name:     "output flood",
 			program:  "while True:\n    print('x' * 1000)\n",
 			flags:    []string{"--output-limit", "10000"},

@@ -221,8 +221,11 @@ func TestProcessTree(t *testing.T) {
 	if kids := childrenByParent(self); !slices.Contains(kids, cmd.Process.Pid) {
 		t.Errorf("childrenByParent(self) = %v, missing %d", kids, cmd.Process.Pid)
 	}
-	if own, child, tree := residentBytes(self), residentBytes(cmd.Process.Pid), treeRSS([]int{self}); own <= 0 || child <= 0 || tree <= child {
+	if own, child, tree := residentBytes(self), residentBytes(cmd.Process.Pid), treeMemory([]int{self}); own <= 0 || child <= 0 || tree <= child {
 		t.Errorf("own RSS %d, the child's %d, the tree's %d", own, child, tree)
+	}
+	if pss, ok := proportionalBytes(self); !ok || pss <= 0 || pss > residentBytes(self) {
+		t.Errorf("own PSS %d (ok %v), want positive and at most the RSS", pss, ok)
 	}
 	if childrenOf(1<<30) != nil || residentBytes(1<<30) != 0 {
 		t.Error("a missing process has children or memory")

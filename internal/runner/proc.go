@@ -100,12 +100,16 @@ func residentBytes(pid int) int64 {
 	return pages * pageSize
 }
 
-// treeRSS sums the resident memory of the roots and all their descendants. Pages shared
-// between processes (after fork) are counted once per process, so it overestimates.
-func treeRSS(roots []int) int64 {
+// treeMemory measures the memory of the roots and all their descendants. For one process
+// it is the resident set size. For several it is the sum of their proportional set sizes
+// (PSS): pages shared after fork are split between the processes that share them instead
+// of being counted once per process, so a program with a few worker processes is not
+// charged several times for the same interpreter. PSS costs a page-table walk, so the
+// common single-process case reads only statm.
+func treeMemory(roots []int) int64 {
 	seen := make(map[int]bool, len(roots))
 	queue := append([]int(nil), roots...)
-	var total int64
+	var pids []int
 	for len(queue) > 0 && len(seen) < maxTreeSize {
 		pid := queue[0]
 		queue = queue[1:]
@@ -113,10 +117,41 @@ func treeRSS(roots []int) int64 {
 			continue
 		}
 		seen[pid] = true
-		total += residentBytes(pid)
+		pids = append(pids, pid)
 		queue = append(queue, childrenOf(pid)...)
 	}
+	var total int64
+	for _, pid := range pids {
+		if len(pids) > 1 {
+			if pss, ok := proportionalBytes(pid); ok {
+				total += pss
+				continue
+			}
+		}
+		total += residentBytes(pid)
+	}
 	return total
+}
+
+// proportionalBytes returns the proportional set size of pid from smaps_rollup (Linux
+// 4.14 and later).
+func proportionalBytes(pid int) (int64, bool) {
+	data, err := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
+			fields := strings.Fields(rest) // "1234 kB"
+			if len(fields) == 2 && fields[1] == "kB" {
+				if kb, err := strconv.ParseInt(fields[0], 10, 64); err == nil {
+					return kb * 1024, true
+				}
+			}
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // liveProcessesOf returns the processes whose real, effective or saved uid is uid and

@@ -424,7 +424,7 @@ func (r *run) sample(pid int, stop <-chan struct{}, exceeded chan<- struct{}, pe
 	var peak int64
 	fired := false
 	for {
-		rss := treeRSS(roots())
+		rss := treeMemory(roots())
 		peak = max(peak, rss)
 		if !fired && r.cfg.MemoryLimit > 0 && rss > r.cfg.MemoryLimit {
 			fired = true
