@@ -3,10 +3,13 @@ package runner
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coderun-dev/coderun/internal/procfs"
 )
 
 // The runner re-executes its own binary for two small jobs that need a fresh process:
@@ -151,11 +154,12 @@ func killOwnUID() int {
 	deadline := time.Now().Add(time.Second)
 	for {
 		_ = unix.Kill(-1, unix.SIGKILL)
-		if len(liveProcessesOf(uid, self)) == 0 {
+		left := slices.DeleteFunc(procfs.LiveOwnedBy(uid), func(p procfs.Process) bool { return p.PID == self })
+		if len(left) == 0 {
 			return 0
 		}
 		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "coderun kill helper: processes of uid %d still alive: %v\n", uid, liveProcessesOf(uid, self))
+			fmt.Fprintf(os.Stderr, "coderun kill helper: processes of uid %d still alive: %v\n", uid, left)
 			return 1
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -154,46 +154,6 @@ func proportionalBytes(pid int) (int64, bool) {
 	return 0, false
 }
 
-// liveProcessesOf returns the processes whose real, effective or saved uid is uid and
-// that are not zombies, leaving out the process except.
-func liveProcessesOf(uid, except int) []int {
-	entries, err := os.ReadDir(procRoot)
-	if err != nil {
-		return nil
-	}
-	want := strconv.Itoa(uid)
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == except {
-			continue
-		}
-		data, err := os.ReadFile(procRoot + "/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var uids []string
-		var state string
-		for line := range strings.Lines(string(data)) {
-			if s, ok := strings.CutPrefix(line, "Uid:"); ok {
-				uids = strings.Fields(s)
-			} else if s, ok := strings.CutPrefix(line, "State:"); ok {
-				state = strings.TrimSpace(s)
-			}
-		}
-		if strings.HasPrefix(state, "Z") || strings.HasPrefix(state, "X") {
-			continue
-		}
-		for i, u := range uids {
-			if i < 3 && u == want {
-				pids = append(pids, pid)
-				break
-			}
-		}
-	}
-	return pids
-}
-
 // cgroupOOMFiles hold the container cgroup's OOM-kill counter: cgroup v2, then v1.
 var cgroupOOMFiles = []string{
 	"/sys/fs/cgroup/memory.events",

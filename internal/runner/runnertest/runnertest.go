@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/coderun-dev/coderun/internal/procfs"
 )
 
 // Python returns the interpreter the tests run: Debian's, which every uid can execute (a
@@ -56,48 +57,18 @@ func UID(t testing.TB) int {
 
 // LiveProcessesOf lists the processes whose real, effective or saved uid is uid and that
 // are not zombies, each as "pid name (state)".
-func LiveProcessesOf(uid int) []string { return processesOf(uid, false) }
+func LiveProcessesOf(uid int) []string { return describe(procfs.LiveOwnedBy(uid)) }
 
 // ProcessesOf lists the processes whose real, effective or saved uid is uid, zombies too,
 // each as "pid name (state)".
-func ProcessesOf(uid int) []string { return processesOf(uid, true) }
+func ProcessesOf(uid int) []string { return describe(procfs.OwnedBy(uid)) }
 
-func processesOf(uid int, withZombies bool) []string {
-	entries, _ := os.ReadDir("/proc")
-	want := strconv.Itoa(uid)
-	var found []string
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var name, state string
-		var uids []string
-		for line := range strings.Lines(string(data)) {
-			key, value, _ := strings.Cut(strings.TrimSpace(line), ":")
-			switch key {
-			case "Name":
-				name = strings.TrimSpace(value)
-			case "State":
-				state = strings.TrimSpace(value)
-			case "Uid":
-				uids = strings.Fields(value)
-			}
-		}
-		if !withZombies && (strings.HasPrefix(state, "Z") || strings.HasPrefix(state, "X")) {
-			continue
-		}
-		for i, u := range uids {
-			if i < 3 && u == want {
-				found = append(found, fmt.Sprintf("%s %s (%s)", e.Name(), name, state))
-				break
-			}
-		}
+func describe(ps []procfs.Process) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
 	}
-	return found
+	return out
 }
 
 // Alive reports whether pid is a process that is not a zombie.
