@@ -64,7 +64,7 @@ func LiveProcessesOf(uid int) []string { return describe(procfs.LiveOwnedBy(uid)
 func ProcessesOf(uid int) []string { return describe(procfs.OwnedBy(uid)) }
 
 func describe(ps []procfs.Process) []string {
-	var out []string
+	out := make([]string, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, p.String())
 	}
