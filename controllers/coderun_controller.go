@@ -80,7 +80,7 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	run := &execv1alpha1.CodeRun{}
 	if err := r.Get(ctx, req.NamespacedName, run); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.releaseSlot(req.NamespacedName)
+			r.queue.release(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("getting CodeRun: %w", err)
@@ -89,11 +89,11 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, err
 	}
 	if !run.DeletionTimestamp.IsZero() {
-		r.releaseSlot(req.NamespacedName)
+		r.queue.release(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if finished(run) {
-		r.releaseSlot(req.NamespacedName)
+		r.queue.release(req.NamespacedName)
 		return ctrl.Result{}, r.deleteUnstartedJob(ctx, run)
 	}
 
@@ -105,7 +105,7 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	if finished(run) {
 		// Free the slot before the status write: the write's watch event wakes the queue.
-		r.releaseSlot(req.NamespacedName)
+		r.queue.release(req.NamespacedName)
 	}
 	if !equality.Semantic.DeepEqual(base.Status, run.Status) {
 		// The optimistic lock makes a write computed from a stale cache fail instead of
@@ -197,15 +197,13 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, run *execv1alpha1.
 		r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the run is queued")
 		return ctrl.Result{RequeueAfter: queuedRecheck}, nil
 	}
-	activeRuns.Set(float64(r.queue.limit - r.queue.freeSlots()))
-
 	job = buildJob(run, limits, r.Config, uid)
 	if err := ctrl.SetControllerReference(run, job, r.Scheme); err != nil {
-		r.releaseSlot(key)
+		r.queue.release(key)
 		return ctrl.Result{}, fmt.Errorf("owning Job: %w", err)
 	}
 	if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-		r.releaseSlot(key)
+		r.queue.release(key)
 		return ctrl.Result{}, fmt.Errorf("creating Job %s: %w", job.Name, err)
 	} else if err == nil {
 		jobsCreated.Inc()
@@ -443,14 +441,7 @@ func (r *CodeRunReconciler) seedQueue(ctx context.Context) error {
 		running[client.ObjectKeyFromObject(run)] = uid
 	}
 	r.queue.seed(running)
-	activeRuns.Set(float64(r.queue.limit - r.queue.freeSlots()))
 	return nil
-}
-
-func (r *CodeRunReconciler) releaseSlot(key types.NamespacedName) {
-	if r.queue.release(key) {
-		activeRuns.Set(float64(r.queue.limit - r.queue.freeSlots()))
-	}
 }
 
 // wakeQueue enqueues the oldest waiting runs that fit in the free slots.
@@ -490,12 +481,12 @@ func (r *CodeRunReconciler) runEvents() handler.TypedEventHandler[client.Object,
 			enqueue(q, e.ObjectNew)
 			run, ok := e.ObjectNew.(*execv1alpha1.CodeRun)
 			if ok && (finished(run) || !run.DeletionTimestamp.IsZero()) {
-				r.releaseSlot(client.ObjectKeyFromObject(run))
+				r.queue.release(client.ObjectKeyFromObject(run))
 				r.wakeQueue(ctx, q)
 			}
 		},
 		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			r.releaseSlot(client.ObjectKeyFromObject(e.Object))
+			r.queue.release(client.ObjectKeyFromObject(e.Object))
 			r.wakeQueue(ctx, q)
 		},
 		GenericFunc: func(ctx context.Context, e event.TypedGenericEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {

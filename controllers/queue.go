@@ -11,7 +11,8 @@ import (
 )
 
 // runQueue admits at most limit runs at once, oldest first, and gives each active run a
-// user id no other active run has.
+// user id no other active run has. It keeps the coderun_active_runs gauge in step with
+// its slots.
 //
 // Order: creationTimestamp has only second precision, so runs created in the same second
 // are ordered by when the operator's watch delivered their creation, which is the order in
@@ -70,6 +71,7 @@ func (q *runQueue) seed(running map[types.NamespacedName]int64) {
 	for key, uid := range running {
 		q.active[key] = uid
 	}
+	activeRuns.Set(float64(len(q.active)))
 }
 
 // isSeeded reports whether seed has run.
@@ -127,6 +129,7 @@ func (q *runQueue) admit(run types.NamespacedName, waiting []*execv1alpha1.CodeR
 	}
 	q.active[run] = uid
 	delete(q.arrivals, run) // only waiting runs need their arrival
+	activeRuns.Set(float64(len(q.active)))
 	return uid, true
 }
 
@@ -138,6 +141,7 @@ func (q *runQueue) release(key types.NamespacedName) bool {
 	delete(q.arrivals, key)
 	if _, ok := q.active[key]; ok {
 		delete(q.active, key)
+		activeRuns.Set(float64(len(q.active)))
 		return true
 	}
 	return false
