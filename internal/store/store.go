@@ -1,0 +1,218 @@
+// Package store keeps submissions and shared snippets with gorm: in a SQLite file by
+// default, or in Postgres when several front replicas share one database. The schema is
+// migrated on Open, so a new version of the service never needs a manual step.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/google/uuid"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// ErrNotFound is returned when no submission or snippet has the id asked for.
+var ErrNotFound = errors.New("not found")
+
+// Submission is one saved run: what ran and what it gave.
+type Submission struct {
+	ID       int64  `gorm:"primaryKey;autoIncrement"`
+	Code     string `gorm:"not null"`
+	Stdin    string `gorm:"not null;default:''"`
+	Language string `gorm:"not null;size:32"`
+	Output   string `gorm:"not null;default:''"`
+	Stdout   string `gorm:"not null;default:''"`
+	Stderr   string `gorm:"not null;default:''"`
+	// ExitCode is nil when the program never ran.
+	ExitCode *int32
+	// TimeSeconds is the program's wall time.
+	TimeSeconds float64 `gorm:"not null;default:0"`
+	// MemoryKiB is the program's peak memory.
+	MemoryKiB int64  `gorm:"not null;default:0"`
+	Reason    string `gorm:"not null;size:32"`
+	// RunName is the CodeRun that ran it, in the runs namespace.
+	RunName   string    `gorm:"not null;size:253"`
+	CreatedAt time.Time `gorm:"not null;index"`
+}
+
+// Snippet is code shared by link: its id is a random UUID, so links cannot be guessed.
+type Snippet struct {
+	ID        string    `gorm:"primaryKey;size:36"`
+	Code      string    `gorm:"not null"`
+	Stdin     string    `gorm:"not null;default:''"`
+	Language  string    `gorm:"not null;size:32"`
+	CreatedAt time.Time `gorm:"not null"`
+}
+
+// Store is the service's database.
+type Store struct {
+	db *gorm.DB
+}
+
+// IsPostgres reports whether dsn selects Postgres rather than a SQLite file.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to the database named by dsn (a SQLite file path, or a postgres:// URL),
+// creating the SQLite file and its folder if needed, and migrates the schema.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	if dsn == "" {
+		return nil, errors.New("no database given")
+	}
+	gcfg := &gorm.Config{
+		Logger: logger.Discard, // errors are returned and logged by the caller, with context
+		NowFunc: func() time.Time {
+			return time.Now().UTC().Truncate(time.Microsecond) // Postgres keeps microseconds
+		},
+		TranslateError: true,
+	}
+	var (
+		db  *gorm.DB
+		err error
+	)
+	if IsPostgres(dsn) {
+		db, err = gorm.Open(postgres.Open(dsn), gcfg)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to Postgres: %w", err)
+		}
+	} else {
+		if dir := filepath.Dir(strings.TrimPrefix(dsn, "file:")); dir != "." {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("creating the database folder: %w", err)
+			}
+		}
+		// WAL lets reads go on during a write; busy_timeout waits for a lock instead of
+		// failing at once; both matter when the service restarts next to a backup job.
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		db, err = gorm.Open(sqlite.Open(dsn+sep+"_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"), gcfg)
+		if err != nil {
+			return nil, fmt.Errorf("opening SQLite database %s: %w", dsn, err)
+		}
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("getting the connection pool: %w", err)
+	}
+	if IsPostgres(dsn) {
+		sqlDB.SetMaxOpenConns(10)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	} else {
+		// One writer at a time is all SQLite allows; one connection makes that a queue in
+		// the pool rather than "database is locked" errors. Runs take seconds; saves take
+		// well under a millisecond, so this is never the bottleneck.
+		sqlDB.SetMaxOpenConns(1)
+	}
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate brings the schema up to date. AutoMigrate only adds tables, columns and
+// indexes, never drops them, so nothing already saved is lost by an upgrade.
+func (s *Store) migrate(ctx context.Context) error {
+	if err := s.db.WithContext(ctx).AutoMigrate(&Submission{}, &Snippet{}); err != nil {
+		return fmt.Errorf("migrating the database schema: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("pinging the database: %w", err)
+	}
+	return nil
+}
+
+// SaveSubmission stores sub, setting its ID and CreatedAt.
+func (s *Store) SaveSubmission(ctx context.Context, sub *Submission) error {
+	sub.ID = 0
+	if err := s.db.WithContext(ctx).Create(sub).Error; err != nil {
+		return fmt.Errorf("saving submission: %w", err)
+	}
+	return nil
+}
+
+// Submission returns the submission with id, or ErrNotFound.
+func (s *Store) Submission(ctx context.Context, id int64) (*Submission, error) {
+	sub := &Submission{}
+	err := s.db.WithContext(ctx).First(sub, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading submission %d: %w", id, err)
+	}
+	return sub, nil
+}
+
+// ListSubmissions returns page (from 1) of the submissions, perPage at most, newest first,
+// and how many there are in all.
+func (s *Store) ListSubmissions(ctx context.Context, page, perPage int) ([]Submission, int64, error) {
+	if page < 1 || perPage < 1 {
+		return nil, 0, fmt.Errorf("page (%d) and perPage (%d) must be positive", page, perPage)
+	}
+	var total int64
+	db := s.db.WithContext(ctx)
+	if err := db.Model(&Submission{}).Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("counting submissions: %w", err)
+	}
+	subs := []Submission{}
+	// Ids grow with time; ordering by id keeps the newest first even when two submissions
+	// share a timestamp.
+	err := db.Order("id DESC").Offset((page - 1) * perPage).Limit(perPage).Find(&subs).Error
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing submissions: %w", err)
+	}
+	return subs, total, nil
+}
+
+// SaveSnippet stores sn under a new random id, setting its ID and CreatedAt.
+func (s *Store) SaveSnippet(ctx context.Context, sn *Snippet) error {
+	sn.ID = uuid.NewString()
+	if err := s.db.WithContext(ctx).Create(sn).Error; err != nil {
+		return fmt.Errorf("saving snippet: %w", err)
+	}
+	return nil
+}
+
+// Snippet returns the snippet with id, or ErrNotFound.
+func (s *Store) Snippet(ctx context.Context, id string) (*Snippet, error) {
+	sn := &Snippet{}
+	err := s.db.WithContext(ctx).Where("id = ?", id).First(sn).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading snippet %s: %w", id, err)
+	}
+	return sn, nil
+}

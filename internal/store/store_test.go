@@ -1,0 +1,211 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"k8s.io/utils/ptr"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data", "coderun.db") // the folder does not exist yet
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, path
+}
+
+func TestSubmissionsSaveGetList(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	subs, total, err := s.ListSubmissions(ctx, 1, 20)
+	if err != nil || total != 0 || len(subs) != 0 {
+		t.Fatalf("empty database: got %d submissions, total %d, err %v", len(subs), total, err)
+	}
+
+	for i := range 5 {
+		sub := &Submission{
+			Code: fmt.Sprintf("print(%d)", i), Language: "python", Output: fmt.Sprintf("%d\n", i),
+			Stdout: fmt.Sprintf("%d\n", i), ExitCode: ptr.To[int32](0), TimeSeconds: 0.039,
+			MemoryKiB: 8240, Reason: "Completed", RunName: fmt.Sprintf("run-%d", i),
+		}
+		if err := s.SaveSubmission(ctx, sub); err != nil {
+			t.Fatalf("SaveSubmission: %v", err)
+		}
+		if sub.ID != int64(i+1) || sub.CreatedAt.IsZero() {
+			t.Fatalf("saved submission got id %d created %v, want id %d and a time", sub.ID, sub.CreatedAt, i+1)
+		}
+	}
+
+	got, err := s.Submission(ctx, 3)
+	if err != nil {
+		t.Fatalf("Submission(3): %v", err)
+	}
+	if got.Code != "print(2)" || *got.ExitCode != 0 || got.MemoryKiB != 8240 || got.RunName != "run-2" || got.TimeSeconds != 0.039 {
+		t.Errorf("Submission(3) = %+v", got)
+	}
+	if _, err := s.Submission(ctx, 99); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Submission(99) error = %v, want ErrNotFound", err)
+	}
+
+	for _, tc := range []struct {
+		page, perPage int
+		wantIDs       []int64
+	}{
+		{1, 2, []int64{5, 4}},
+		{2, 2, []int64{3, 2}},
+		{3, 2, []int64{1}},
+		{4, 2, nil},
+		{1, 20, []int64{5, 4, 3, 2, 1}},
+	} {
+		subs, total, err := s.ListSubmissions(ctx, tc.page, tc.perPage)
+		if err != nil {
+			t.Fatalf("ListSubmissions(%d, %d): %v", tc.page, tc.perPage, err)
+		}
+		var ids []int64
+		for _, sub := range subs {
+			ids = append(ids, sub.ID)
+		}
+		if total != 5 || fmt.Sprint(ids) != fmt.Sprint(tc.wantIDs) {
+			t.Errorf("ListSubmissions(%d, %d) = ids %v total %d, want %v total 5", tc.page, tc.perPage, ids, total, tc.wantIDs)
+		}
+	}
+	if _, _, err := s.ListSubmissions(ctx, 0, 20); err == nil {
+		t.Error("ListSubmissions(page 0) did not fail")
+	}
+}
+
+func TestNeverRanSubmissionKeepsNilExitCode(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	sub := &Submission{Code: "x", Language: "python", Reason: "Rejected", RunName: "run-x"}
+	if err := s.SaveSubmission(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Submission(ctx, sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ExitCode != nil {
+		t.Errorf("exit code = %d, want nil", *got.ExitCode)
+	}
+}
+
+func TestSnippets(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	a := &Snippet{Code: "print(input())", Stdin: "hi\n", Language: "python"}
+	b := &Snippet{Code: "print(2)", Language: "python"}
+	for _, sn := range []*Snippet{a, b} {
+		if err := s.SaveSnippet(ctx, sn); err != nil {
+			t.Fatalf("SaveSnippet: %v", err)
+		}
+	}
+	if len(a.ID) != 36 || a.ID == b.ID {
+		t.Fatalf("snippet ids %q and %q: want two different UUIDs", a.ID, b.ID)
+	}
+	got, err := s.Snippet(ctx, a.ID)
+	if err != nil {
+		t.Fatalf("Snippet: %v", err)
+	}
+	if got.Code != a.Code || got.Stdin != "hi\n" || got.Language != "python" || !got.CreatedAt.Equal(a.CreatedAt) {
+		t.Errorf("Snippet = %+v, want %+v", got, a)
+	}
+	if _, err := s.Snippet(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown snippet: error %v, want ErrNotFound", err)
+	}
+}
+
+// TestSurvivesRestart closes the database and opens the same file again, as a restarted
+// service (or a rescheduled pod with the same volume) does: nothing saved is lost, and
+// running the migrations again changes nothing.
+func TestSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	sub := &Submission{Code: "print(1)", Language: "python", Output: "1\n", ExitCode: ptr.To[int32](0), Reason: "Completed", RunName: "run-a"}
+	if err := s.SaveSubmission(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	sn := &Snippet{Code: "print(2)", Language: "python"}
+	if err := s.SaveSnippet(ctx, sn); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	for range 2 {
+		s2, err := Open(ctx, path)
+		if err != nil {
+			t.Fatalf("reopening %s: %v", path, err)
+		}
+		got, err := s2.Submission(ctx, sub.ID)
+		if err != nil || got.Output != "1\n" || !got.CreatedAt.Equal(sub.CreatedAt) {
+			t.Errorf("after reopening: submission %+v, err %v", got, err)
+		}
+		if _, err := s2.Snippet(ctx, sn.ID); err != nil {
+			t.Errorf("after reopening: snippet: %v", err)
+		}
+		next := &Submission{Code: "print(3)", Language: "python", Reason: "Completed", RunName: "run-b"}
+		if err := s2.SaveSubmission(ctx, next); err != nil || next.ID <= sub.ID {
+			t.Errorf("after reopening: new submission id %d (err %v), want above %d", next.ID, err, sub.ID)
+		}
+		if err := s2.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConcurrentSaves saves from many goroutines at once, as concurrent /submit requests
+// do: SQLite must queue the writes, not fail with "database is locked".
+func TestConcurrentSaves(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Go(func() {
+			errs <- s.SaveSubmission(ctx, &Submission{Code: fmt.Sprint(i), Language: "python", Reason: "Completed", RunName: "r"})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent save: %v", err)
+		}
+	}
+	if _, total, err := s.ListSubmissions(ctx, 1, 1); err != nil || total != 40 {
+		t.Fatalf("total %d, err %v; want 40", total, err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := Open(ctx, ""); err == nil {
+		t.Error(`Open("") did not fail`)
+	}
+	// A file where the database's folder should be: a clear error, not a panic.
+	blocker := filepath.Join(t.TempDir(), "blocker")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, filepath.Join(blocker, "coderun.db")); err == nil {
+		t.Error("Open under a regular file did not fail")
+	}
+	if !IsPostgres("postgres://u@h/db") || !IsPostgres("postgresql://u@h/db") || IsPostgres("/var/lib/coderun/coderun.db") {
+		t.Error("IsPostgres misclassifies a DSN")
+	}
+}
