@@ -4,6 +4,7 @@
 IMG_TAG ?= 0.1.0
 RUNNER_IMG ?= localhost/coderun-python:$(IMG_TAG)
 OPERATOR_IMG ?= localhost/coderun-operator:$(IMG_TAG)
+FRONT_IMG ?= localhost/coderun-front:$(IMG_TAG)
 
 # Tool versions, pinned. controller-tools v0.23 matches controller-runtime v0.25 / k8s.io v0.37.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
@@ -15,6 +16,13 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBE_BIN_DIR ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
+KIND_VERSION ?= v0.33.0
+KIND ?= $(LOCALBIN)/kind-$(KIND_VERSION)
+KIND_CLUSTER ?= coderun
+
+# The local cluster (hack/local-cluster.sh) keeps all its state in .dev/.
+DEV_KUBECONFIG ?= $(CURDIR)/.dev/kubeconfig
+export KUBE_VERSION ETCD_VERSION KUBE_BIN_DIR IMG_TAG
 
 GO ?= go
 # buildah here (no Docker engine); CONTAINER_TOOL=docker CONTAINER_BUILD=build elsewhere.
@@ -102,6 +110,50 @@ images: image-binaries ## Build the runner and operator images with buildah (or 
 	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(RUNNER_IMG) images/python
 	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(OPERATOR_IMG) images/operator
 
+##@ Local cluster (no Docker engine or registry needed; root)
+
+.PHONY: kube-binaries
+kube-binaries: ## Build etcd and every Kubernetes component from the Go module proxy (cached in bin/k8s).
+	hack/kube-binaries.sh kube-apiserver etcd kube-controller-manager kube-scheduler kubelet kube-proxy
+
+.PHONY: dev
+dev: kube-binaries ## Start the local cluster, build and load the images, deploy coderun and leave it running.
+	hack/host-tools.sh
+	hack/local-cluster.sh up
+	hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG)
+	hack/dev-deploy.sh
+	@hack/dev-info.sh
+
+.PHONY: dev-down
+dev-down: ## Stop the local cluster and undo every change it made to this machine (keeps the image cache).
+	hack/local-cluster.sh down
+
+.PHONY: dev-clean
+dev-clean: ## dev-down, and also remove the cached images in .dev/cache.
+	hack/local-cluster.sh clean
+
+.PHONY: test-e2e
+test-e2e: dev ## Run the end-to-end suite (test/e2e) against the local cluster, bringing it up if needed.
+	KUBECONFIG=$(DEV_KUBECONFIG) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
+
+.PHONY: bench
+bench: dev ## Compare a CodeRun with a plain Job running the same python3 on the local cluster.
+	KUBECONFIG=$(DEV_KUBECONFIG) $(GO) run ./hack/bench -n $${BENCH_N:-10}
+
+##@ kind (for machines with Docker)
+
+.PHONY: kind-up
+kind-up: kind ## Create a kind cluster named $(KIND_CLUSTER).
+	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 120s
+
+.PHONY: kind-load
+kind-load: kind ## Load the images (build them with `make images CONTAINER_TOOL=docker CONTAINER_BUILD=build`) into kind.
+	$(KIND) load docker-image --name $(KIND_CLUSTER) $(RUNNER_IMG) $(OPERATOR_IMG)
+
+.PHONY: kind-down
+kind-down: kind ## Delete the kind cluster.
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
 ##@ Deployment
 
 .PHONY: install
@@ -141,6 +193,13 @@ $(GOLANGCI_LINT):
 	@echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(LOCALBIN) (about a minute the first time)"
 	GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $(GOLANGCI_LINT)
+
+.PHONY: kind
+kind: $(KIND) ## Install kind into bin/ (only used on machines with Docker).
+$(KIND):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/kind@$(KIND_VERSION)
+	mv $(LOCALBIN)/kind $(KIND)
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for envtest from the Go module proxy (cached in bin/k8s).

@@ -1,0 +1,98 @@
+# Shared by the hack/ scripts of the local cluster: paths, versions, logging and the
+# processes they start. Source it; it does not run anything by itself.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
+ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
+KUBE_BIN_DIR="${KUBE_BIN_DIR:-$ROOT/bin/k8s/$KUBE_VERSION}"
+IMG_TAG="${IMG_TAG:-0.1.0}"
+
+# Everything the local cluster writes lives under DEV_DIR (git-ignored): cluster/ is the
+# running cluster (removed by `down`), cache/ holds built images (kept, so a second `up` is
+# fast; `hack/local-cluster.sh clean` removes it too).
+DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
+CLUSTER_DIR="$DEV_DIR/cluster"
+CACHE_DIR="$DEV_DIR/cache"
+KUBECONFIG_FILE="$DEV_DIR/kubeconfig"
+CONTAINERD_SOCK="$CLUSTER_DIR/containerd/containerd.sock"
+
+# The cluster's addresses. The node address is a /32 alias on lo: local to this machine,
+# accepted by the kubelet (which refuses loopback addresses), and removed on teardown.
+NODE_NAME=coderun-dev
+NODE_IP=10.200.0.1
+POD_CIDR=10.244.0.0/16
+POD_SUBNET=10.244.0.0/24
+SERVICE_CIDR=10.96.0.0/16
+API_SERVICE_IP=10.96.0.1
+API_PORT=6443
+ETCD_PORT=12379
+
+PAUSE_IMG=localhost/pause:local
+BASE_IMG=docker.io/library/debian:trixie-slim
+
+# buildah keeps the project's images in the cache folder, not in /var/lib/containers.
+BUILDAH=(buildah --root "$CACHE_DIR/containers/storage" --runroot "$CACHE_DIR/containers/run")
+
+log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${LOG_PREFIX:-dev}" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+kubectl_dev() { kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+
+# pid_alive NAME: the process recorded for NAME runs and is still the binary we started
+# (a reused PID of another program must never be signalled).
+pid_alive() {
+	local f="$CLUSTER_DIR/pids/$1.pid" pid
+	[ -f "$f" ] || return 1
+	pid="$(cat "$f")"
+	[ -d "/proc/$pid" ] || return 1
+	grep -qF -- "$(cat "$CLUSTER_DIR/pids/$1.cmd")" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# start_process NAME BINARY ARGS...: starts BINARY in its own session with its output in
+# logs/NAME.log and records its PID, unless it already runs.
+start_process() {
+	local name="$1"
+	shift
+	if pid_alive "$name"; then
+		log "$name already running (pid $(cat "$CLUSTER_DIR/pids/$name.pid"))"
+		return 0
+	fi
+	mkdir -p "$CLUSTER_DIR/pids" "$CLUSTER_DIR/logs"
+	log "starting $name (log: ${CLUSTER_DIR#"$ROOT"/}/logs/$name.log)"
+	setsid "$@" >>"$CLUSTER_DIR/logs/$name.log" 2>&1 </dev/null &
+	echo $! >"$CLUSTER_DIR/pids/$name.pid"
+	printf '%s' "$1" >"$CLUSTER_DIR/pids/$name.cmd"
+}
+
+# stop_process NAME: SIGTERM, then SIGKILL after 15 s, to the process group of the PID we
+# recorded (start_process made it a session leader, so the group is what it started).
+stop_process() {
+	local name="$1" pid i
+	if pid_alive "$name"; then
+		pid="$(cat "$CLUSTER_DIR/pids/$name.pid")"
+		log "stopping $name (pid $pid)"
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 1 150); do
+			[ -d "/proc/$pid" ] || break
+			sleep 0.1
+		done
+		if [ -d "/proc/$pid" ]; then
+			log "$name did not stop in 15 s; killing it"
+			kill -KILL -- "-$pid" 2>/dev/null || true
+		fi
+	fi
+	rm -f "$CLUSTER_DIR/pids/$name.pid" "$CLUSTER_DIR/pids/$name.cmd"
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND every half second.
+wait_for() {
+	local what="$1" timeout="$2" start=$SECONDS
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS - start >= timeout)); then
+			die "$what: not ready after ${timeout}s"
+		fi
+		sleep 0.5
+	done
+	log "$what: ready after $((SECONDS - start))s"
+}

@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# A real single-node Kubernetes on this machine, without Docker or a registry: etcd and the
+# kube-* components built from the Go module proxy (hack/kube-binaries.sh), Debian's
+# containerd, runc and CNI plugins, and a pause image compiled from pause.c.
+#   hack/local-cluster.sh up      start (or finish starting) the cluster; idempotent
+#   hack/local-cluster.sh down    stop what `up` started and undo every host change
+#   hack/local-cluster.sh status  show the components and the node
+#   hack/local-cluster.sh clean   down, then also remove the image cache
+#   hack/local-cluster.sh import IMAGE...   load images from buildah into the node's containerd
+# Everything lives under .dev/ (see hack/lib.sh). Addresses: API server and kubelet on
+# 10.200.0.1 (an alias on lo), pods 10.244.0.0/24, services 10.96.0.0/16. Nothing listens on
+# other interfaces, and pods can reach nothing off this machine.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_PREFIX=local-cluster
+
+PKI="$CLUSTER_DIR/pki"
+ISOLATE_CHAIN=CODERUN-ISOLATE
+GUARD_CHAIN=CODERUN-GUARD
+# Host files and folders that containerd 1.6 and the kubelet create outside their configured
+# roots; `down` removes the ones that did not exist before `up`.
+HOST_PATHS=(/run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers /run/netns /var/run/netns)
+# Kernel settings that the cluster (or the kubelet) changes; `down` restores them.
+SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+
+need_root() { [ "$(id -u)" -eq 0 ] || die "the local cluster needs root (network setup, containerd, kubelet)"; }
+
+# ---- host baseline -------------------------------------------------------------------------
+
+record_baseline() {
+	local b="$CLUSTER_DIR/baseline"
+	[ -f "$b/done" ] && return 0
+	mkdir -p "$b"
+	local p s
+	for p in "${HOST_PATHS[@]}"; do [ -e "$p" ] && echo "$p"; done >"$b/paths"
+	for s in "${SYSCTLS[@]}"; do echo "$s=$(sysctl -n "$s" 2>/dev/null || echo '?')"; done >"$b/sysctls"
+	iptables-save 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' | sort -u >"$b/iptables-chains"
+	ip6tables-save 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' | sort -u >"$b/ip6tables-chains"
+	iptables-save 2>/dev/null | sed -n 's/^\*//p' | sort -u >"$b/iptables-tables"
+	ip6tables-save 2>/dev/null | sed -n 's/^\*//p' | sort -u >"$b/ip6tables-tables"
+	touch "$b/done"
+	log "recorded the host's baseline (paths, sysctls, iptables chains) in ${b#"$ROOT"/}"
+}
+
+# ---- certificates and kubeconfigs ---------------------------------------------------------
+
+# cert NAME CN ORG SANS: a key and a certificate signed by the cluster CA.
+cert() {
+	local name="$1" cn="$2" org="$3" sans="$4" subj="/CN=$2"
+	[ -f "$PKI/$name.crt" ] && return 0
+	[ -n "$org" ] && subj="/O=$org/CN=$cn"
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
+	{
+		echo "basicConstraints=CA:FALSE"
+		echo "keyUsage=critical,digitalSignature,keyEncipherment"
+		echo "extendedKeyUsage=${5:-clientAuth}"
+		[ -n "$sans" ] && echo "subjectAltName=$sans"
+	} >"$PKI/$name.ext"
+	openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+		-days 365 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null
+	rm -f "$PKI/$name.csr" "$PKI/$name.ext"
+}
+
+kubeconfig() {
+	local file="$1" user="$2" server="${3:-https://$NODE_IP:$API_PORT}"
+	[ -f "$file" ] && return 0
+	kubectl config --kubeconfig="$file" set-cluster coderun-dev --server="$server" \
+		--certificate-authority="$PKI/ca.crt" --embed-certs=true >/dev/null
+	kubectl config --kubeconfig="$file" set-credentials "$user" \
+		--client-certificate="$PKI/$user.crt" --client-key="$PKI/$user.key" --embed-certs=true >/dev/null
+	kubectl config --kubeconfig="$file" set-context coderun-dev --cluster=coderun-dev --user="$user" >/dev/null
+	kubectl config --kubeconfig="$file" use-context coderun-dev >/dev/null
+}
+
+make_pki() {
+	mkdir -p "$PKI"
+	[ -f "$PKI/done" ] && return 0
+	log "generating certificates and kubeconfigs"
+	openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -subj "/CN=coderun-dev-ca" \
+		-days 365 -sha256 -out "$PKI/ca.crt" 2>/dev/null
+	openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+	openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+	cert apiserver kube-apiserver "" \
+		"IP:$NODE_IP,IP:127.0.0.1,IP:$API_SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" serverAuth
+	cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters ""
+	cert admin coderun-dev-admin system:masters ""
+	cert controller-manager system:kube-controller-manager "" ""
+	cert scheduler system:kube-scheduler "" ""
+	cert kube-proxy system:kube-proxy "" ""
+	cert kubelet "system:node:$NODE_NAME" system:nodes ""
+	cert kubelet-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,DNS:$NODE_NAME" serverAuth
+	local c
+	for c in admin controller-manager scheduler kube-proxy kubelet; do kubeconfig "$PKI/$c.kubeconfig" "$c"; done
+	cp "$PKI/admin.kubeconfig" "$KUBECONFIG_FILE"
+	touch "$PKI/done"
+}
+
+# ---- host network --------------------------------------------------------------------------
+
+setup_network() {
+	ip addr show dev lo | grep -q " $NODE_IP/32" || {
+		log "adding the node address $NODE_IP/32 to lo"
+		ip addr add "$NODE_IP/32" dev lo
+	}
+	sysctl -qw net.ipv4.ip_forward=1
+	# GUARD: pods reach only the pod network and this machine, never anything beyond it.
+	# ISOLATE: filled by the cni-isolate plugin with DROP rules for pods of the runs namespace.
+	local chain
+	for chain in "$GUARD_CHAIN" "$ISOLATE_CHAIN"; do
+		iptables -w -N "$chain" 2>/dev/null || true
+	done
+	iptables -w -F "$GUARD_CHAIN"
+	iptables -w -A "$GUARD_CHAIN" -s "$POD_CIDR" -d "$POD_CIDR" -j RETURN
+	iptables -w -A "$GUARD_CHAIN" -s "$POD_CIDR" -j DROP
+	ensure_first_jumps
+}
+
+# ensure_first_jumps puts our jumps first in INPUT and FORWARD; kube-proxy and the kubelet
+# insert their own at the top, so this runs again after they start.
+ensure_first_jumps() {
+	local pair chain target
+	for pair in "INPUT $ISOLATE_CHAIN" "FORWARD $GUARD_CHAIN" "FORWARD $ISOLATE_CHAIN"; do
+		read -r chain target <<<"$pair"
+		while iptables -w -D "$chain" -j "$target" 2>/dev/null; do :; done
+	done
+	iptables -w -I FORWARD 1 -j "$GUARD_CHAIN"
+	iptables -w -I FORWARD 1 -j "$ISOLATE_CHAIN"
+	iptables -w -I INPUT 1 -j "$ISOLATE_CHAIN"
+}
+
+# ---- containerd ---------------------------------------------------------------------------
+
+cni_config() {
+	local bin="$CLUSTER_DIR/cni/bin" conf="$CLUSTER_DIR/cni/net.d" p
+	mkdir -p "$bin" "$conf" "$CLUSTER_DIR/cni/ipam"
+	for p in bridge host-local portmap loopback; do ln -sf "/usr/lib/cni/$p" "$bin/$p"; done
+	if [ ! -x "$bin/coderun-isolate" ] || [ "$ROOT/hack/cni-isolate/main.go" -nt "$bin/coderun-isolate" ]; then
+		log "building the cni-isolate plugin"
+		(cd "$ROOT" && CGO_ENABLED=0 go build -o "$bin/coderun-isolate" ./hack/cni-isolate)
+	fi
+	cat >"$conf/10-coderun-dev.conflist" <<-EOF
+		{
+		  "cniVersion": "1.0.0",
+		  "name": "coderun-dev",
+		  "plugins": [
+		    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+		     "ipam": {"type": "host-local", "dataDir": "$CLUSTER_DIR/cni/ipam",
+		              "ranges": [[{"subnet": "$POD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+		    {"type": "portmap", "capabilities": {"portMappings": true}},
+		    {"type": "coderun-isolate", "namespaces": ["coderun-runs"], "chain": "$ISOLATE_CHAIN"}
+		  ]
+		}
+	EOF
+}
+
+start_containerd() {
+	local d="$CLUSTER_DIR/containerd"
+	mkdir -p "$d/root" "$d/state" "$d/opt"
+	cat >"$d/config.toml" <<-EOF
+		version = 2
+		root = "$d/root"
+		state = "$d/state"
+		[grpc]
+		  address = "$CONTAINERD_SOCK"
+		[ttrpc]
+		  address = "$CONTAINERD_SOCK.ttrpc"
+		[debug]
+		  address = ""
+		[metrics]
+		  address = ""
+		[plugins."io.containerd.internal.v1.opt"]
+		  path = "$d/opt"
+		[plugins."io.containerd.grpc.v1.cri"]
+		  sandbox_image = "$PAUSE_IMG"
+		  stream_server_address = "127.0.0.1"
+		  stream_server_port = "0"
+		  # root on these machines lacks CAP_SYS_RESOURCE; without this every sandbox fails.
+		  restrict_oom_score_adj = true
+		  [plugins."io.containerd.grpc.v1.cri".containerd]
+		    default_runtime_name = "runc"
+		    snapshotter = "overlayfs"
+		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+		      runtime_type = "io.containerd.runc.v2"
+		      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+		        SystemdCgroup = false
+		  [plugins."io.containerd.grpc.v1.cri".cni]
+		    bin_dir = "$CLUSTER_DIR/cni/bin"
+		    conf_dir = "$CLUSTER_DIR/cni/net.d"
+	EOF
+	start_process containerd /usr/bin/containerd --config "$d/config.toml"
+	wait_for containerd 30 ctr -a "$CONTAINERD_SOCK" version
+}
+
+ctr_k8s() { ctr -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+
+# import_images IMAGE...: copies images from buildah's store into containerd, skipping those
+# whose image ID containerd already has under that name.
+import_images() {
+	local img id
+	for img in "$@"; do
+		id="$("${BUILDAH[@]}" inspect --type image --format '{{.FromImageID}}' "$img")" ||
+			die "image $img is not in the build cache; build it first"
+		if ctr_k8s images ls -q "name==$img" 2>/dev/null | grep -q . &&
+			[ "$(cat "$CLUSTER_DIR/images/${img//[\/:]/_}.id" 2>/dev/null)" = "$id" ]; then
+			continue
+		fi
+		log "loading $img into the node's containerd"
+		mkdir -p "$CLUSTER_DIR/images"
+		"${BUILDAH[@]}" push --quiet "$img" "docker-archive:$CLUSTER_DIR/images/load.tar:$img" >/dev/null
+		ctr_k8s images import --no-unpack=false "$CLUSTER_DIR/images/load.tar" >/dev/null
+		rm -f "$CLUSTER_DIR/images/load.tar"
+		echo "$id" >"$CLUSTER_DIR/images/${img//[\/:]/_}.id"
+		# dev-deploy.sh restarts the Deployments once the same tag holds a new image.
+		[ "$img" = "$PAUSE_IMG" ] || touch "$CLUSTER_DIR/images/changed"
+	done
+}
+
+# ---- control plane -------------------------------------------------------------------------
+
+start_etcd() {
+	start_process etcd "$KUBE_BIN_DIR/etcd" --name "$NODE_NAME" --data-dir "$CLUSTER_DIR/etcd" \
+		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+		--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+		--initial-cluster "$NODE_NAME=http://127.0.0.1:$((ETCD_PORT + 1))" \
+		--listen-metrics-urls "http://127.0.0.1:$((ETCD_PORT + 2))" --log-level warn
+	wait_for etcd 30 curl -sf "http://127.0.0.1:$((ETCD_PORT + 2))/health"
+}
+
+start_apiserver() {
+	start_process kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
+		--etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+		--bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$API_PORT" \
+		--tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+		--client-ca-file="$PKI/ca.crt" \
+		--kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+		--kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+		--kubelet-certificate-authority="$PKI/ca.crt" \
+		--kubelet-preferred-address-types=InternalIP \
+		--service-cluster-ip-range="$SERVICE_CIDR" \
+		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+		--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+		--profiling=false
+	wait_for "kube-apiserver /readyz" 90 kubectl_dev get --raw /readyz
+}
+
+start_controllers() {
+	start_process kube-controller-manager "$KUBE_BIN_DIR/kube-controller-manager" \
+		--kubeconfig="$PKI/controller-manager.kubeconfig" \
+		--authentication-kubeconfig="$PKI/controller-manager.kubeconfig" \
+		--authorization-kubeconfig="$PKI/controller-manager.kubeconfig" \
+		--bind-address=127.0.0.1 --leader-elect=false \
+		--service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+		--cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+		--use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR"
+	start_process kube-scheduler "$KUBE_BIN_DIR/kube-scheduler" \
+		--kubeconfig="$PKI/scheduler.kubeconfig" \
+		--authentication-kubeconfig="$PKI/scheduler.kubeconfig" \
+		--authorization-kubeconfig="$PKI/scheduler.kubeconfig" \
+		--bind-address=127.0.0.1 --leader-elect=false
+}
+
+# ---- node ----------------------------------------------------------------------------------
+
+start_kubelet() {
+	local d="$CLUSTER_DIR/kubelet"
+	mkdir -p "$d/root" "$d/volume-plugins"
+	cat >"$d/config.yaml" <<-EOF
+		apiVersion: kubelet.config.k8s.io/v1beta1
+		kind: KubeletConfiguration
+		address: $NODE_IP
+		port: 10250
+		readOnlyPort: 0
+		healthzBindAddress: 127.0.0.1
+		healthzPort: 10248
+		authentication:
+		  anonymous: {enabled: false}
+		  webhook: {enabled: true}
+		  x509: {clientCAFile: $PKI/ca.crt}
+		authorization: {mode: Webhook}
+		tlsCertFile: $PKI/kubelet-serving.crt
+		tlsPrivateKeyFile: $PKI/kubelet-serving.key
+		containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
+		cgroupDriver: cgroupfs
+		failCgroupV1: false
+		failSwapOn: false
+		podPidsLimit: 1024
+		serializeImagePulls: false
+		volumePluginDir: $d/volume-plugins
+		# Images cannot be pulled again here (no registry), so never garbage-collect them, and
+		# evict only when the disk is really full.
+		imageGCHighThresholdPercent: 100
+		imageGCLowThresholdPercent: 99
+		evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%}
+	EOF
+	start_process kubelet "$KUBE_BIN_DIR/kubelet" --config="$d/config.yaml" \
+		--kubeconfig="$PKI/kubelet.kubeconfig" --root-dir="$d/root" \
+		--hostname-override="$NODE_NAME" --node-ip="$NODE_IP"
+	wait_for "node $NODE_NAME Ready" 90 node_ready
+}
+
+node_ready() {
+	[ "$(kubectl_dev get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}
+
+start_kube_proxy() {
+	local d="$CLUSTER_DIR/kube-proxy"
+	mkdir -p "$d"
+	cat >"$d/config.yaml" <<-EOF
+		apiVersion: kubeproxy.config.k8s.io/v1alpha1
+		kind: KubeProxyConfiguration
+		clientConnection: {kubeconfig: $PKI/kube-proxy.kubeconfig}
+		hostnameOverride: $NODE_NAME
+		mode: iptables
+		clusterCIDR: $POD_CIDR
+		bindAddress: $NODE_IP
+		healthzBindAddress: 127.0.0.1:10256
+		metricsBindAddress: 127.0.0.1:10249
+		# NodePorts only on the node address, never on this machine's real interfaces.
+		nodePortAddresses: ["$NODE_IP/32"]
+		# 0 leaves the host's conntrack settings as they are (nothing to restore).
+		conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+	EOF
+	start_process kube-proxy "$KUBE_BIN_DIR/kube-proxy" --config="$d/config.yaml"
+}
+
+# ---- up / down -----------------------------------------------------------------------------
+
+pause_image() {
+	if "${BUILDAH[@]}" inspect --type image "$PAUSE_IMG" >/dev/null 2>&1; then return 0; fi
+	local src ctx="$CACHE_DIR/pause"
+	src="$(cd "$ROOT/bin/k8s/.build-$KUBE_VERSION/kubernetes" 2>/dev/null && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+	[ -f "$src" ] || die "pause.c not found at $src (hack/kube-binaries.sh prepares k8s.io/kubernetes)"
+	log "building the pause image from $src"
+	mkdir -p "$ctx"
+	gcc -Os -static -o "$ctx/pause" "$src"
+	printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' >"$ctx/Dockerfile"
+	"${BUILDAH[@]}" bud --quiet --runtime runc -t "$PAUSE_IMG" "$ctx" >/dev/null
+}
+
+up() {
+	need_root
+	local start=$SECONDS
+	for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+		[ -x "$KUBE_BIN_DIR/$b" ] || die "$KUBE_BIN_DIR/$b missing: run hack/kube-binaries.sh (make dev does)"
+	done
+	mkdir -p "$CLUSTER_DIR" "$CACHE_DIR"
+	record_baseline
+	make_pki
+	setup_network
+	cni_config
+	pause_image
+	start_containerd
+	import_images "$PAUSE_IMG"
+	start_etcd
+	start_apiserver
+	start_controllers
+	start_kubelet
+	start_kube_proxy
+	wait_for "kube-proxy healthz" 30 curl -sf http://127.0.0.1:10256/healthz
+	ensure_first_jumps
+	wait_for "default ServiceAccount" 60 kubectl_dev -n default get serviceaccount default
+	log "cluster up in $((SECONDS - start))s; export KUBECONFIG=${KUBECONFIG_FILE}"
+}
+
+# ---- teardown ------------------------------------------------------------------------------
+
+remove_pods() {
+	if pid_alive kube-apiserver && pid_alive kubelet; then
+		log "deleting workloads so the kubelet stops their containers"
+		kubectl_dev delete namespace --wait=false coderun-runs coderun-system coderun-bench --ignore-not-found >/dev/null 2>&1 || true
+		kubectl_dev delete pods --all --all-namespaces --grace-period=1 --wait=false >/dev/null 2>&1 || true
+		local i
+		for i in $(seq 1 60); do
+			[ -z "$(ctr_k8s tasks ls -q 2>/dev/null)" ] && break
+			sleep 1
+		done
+	fi
+}
+
+# stop_containers removes what is left through CRI's own tools, so CNI DEL runs for each pod.
+stop_containers() {
+	pid_alive containerd || return 0
+	local id
+	for id in $(ctr_k8s tasks ls -q 2>/dev/null); do ctr_k8s tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true; done
+	sleep 1
+	for id in $(ctr_k8s tasks ls -q 2>/dev/null); do ctr_k8s tasks delete -f "$id" >/dev/null 2>&1 || true; done
+	for id in $(ctr_k8s containers ls -q 2>/dev/null); do ctr_k8s containers delete "$id" >/dev/null 2>&1 || true; done
+}
+
+# kill_shims ends containerd shims of our containerd (found by our socket in their command line).
+kill_shims() {
+	local pid
+	for pid in $(pgrep -f containerd-shim 2>/dev/null); do
+		if grep -qF -- "$CONTAINERD_SOCK" "/proc/$pid/cmdline" 2>/dev/null; then
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+}
+
+remove_chains() {
+	local tool=$1 baseline=$2 table chain chains
+	for table in filter nat mangle; do
+		chains=()
+		for chain in $($tool-save -t "$table" 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p'); do
+			grep -qxF "$chain" "$baseline" && continue
+			case "$chain" in KUBE-* | CNI-* | CODERUN-*) chains+=("$chain") ;; esac
+		done
+		[ ${#chains[@]} -gt 0 ] || continue
+		# Remove the rules that jump to them, then empty all of them (so that none is still
+		# referenced by another), then delete them.
+		for chain in "${chains[@]}"; do
+			$tool-save -t "$table" | grep -E -- "^-A .* -j $chain( |\$)" | sed 's/^-A/-D/' | while read -r rule; do
+				eval "$tool -w -t $table $rule" 2>/dev/null || true
+			done
+		done
+		for chain in "${chains[@]}"; do $tool -w -t "$table" -F "$chain" 2>/dev/null || true; done
+		for chain in "${chains[@]}"; do $tool -w -t "$table" -X "$chain" 2>/dev/null || true; done
+		log "removed ${#chains[@]} $tool chains from table $table"
+	done
+}
+
+# remove_tables deletes the iptables tables that did not exist before `up` and are empty
+# now (with the nf_tables backend, a table stays behind after its last rule is removed).
+remove_tables() {
+	local tool=$1 baseline=$2 family=$3 table
+	$tool -V 2>/dev/null | grep -q nf_tables || return 0
+	command -v nft >/dev/null || return 0
+	for table in $($tool-save 2>/dev/null | sed -n 's/^\*//p'); do
+		grep -qxF "$table" "$baseline" && continue
+		$tool-save -t "$table" | grep -q '^-A' && continue
+		nft delete table "$family" "$table" 2>/dev/null || true
+	done
+}
+
+undo_host_changes() {
+	local b="$CLUSTER_DIR/baseline"
+	if [ -x "$KUBE_BIN_DIR/kube-proxy" ]; then "$KUBE_BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+	if [ -f "$b/done" ]; then
+		remove_chains iptables "$b/iptables-chains"
+		remove_chains ip6tables "$b/ip6tables-chains"
+		remove_tables iptables "$b/iptables-tables" ip
+		remove_tables ip6tables "$b/ip6tables-tables" ip6
+	fi
+	ip link show cni0 >/dev/null 2>&1 && ip link del cni0 && log "removed bridge cni0"
+	ip addr show dev lo | grep -q " $NODE_IP/32" && ip addr del "$NODE_IP/32" dev lo && log "removed $NODE_IP from lo"
+	# Unmount everything under the cluster folder, deepest first (kubelet volumes, its root
+	# dir's bind mount, containerd's rootfs and shm mounts, network namespaces).
+	local m
+	for m in $(findmnt -rn -o TARGET | grep -F "$CLUSTER_DIR" | sort -r); do umount -l "$m" 2>/dev/null || true; done
+	for m in $(findmnt -rn -o TARGET | grep -E '^/run/netns/cni-|^/var/run/netns/cni-' | sort -r); do umount -l "$m" 2>/dev/null && rm -f "$m"; done
+	# cgroups the kubelet made under each controller (children first).
+	local cg
+	for cg in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+		[ -d "$cg" ] || continue
+		find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+	done
+	if [ -f "$b/done" ]; then
+		local s key val p
+		while IFS= read -r s; do
+			key="${s%%=*}" val="${s#*=}"
+			[ "$val" = "?" ] || sysctl -qw "$key=$val" 2>/dev/null || true
+		done <"$b/sysctls"
+		for p in "${HOST_PATHS[@]}"; do
+			grep -qxF "$p" "$b/paths" || rm -rf "$p"
+		done
+	fi
+}
+
+down() {
+	need_root
+	[ -d "$CLUSTER_DIR" ] || {
+		log "no cluster state in ${CLUSTER_DIR#"$ROOT"/}; nothing to do"
+		return 0
+	}
+	local start=$SECONDS
+	stop_process port-forward
+	remove_pods
+	stop_process kube-proxy
+	stop_process kubelet
+	stop_containers
+	stop_process kube-scheduler
+	stop_process kube-controller-manager
+	stop_process kube-apiserver
+	stop_process etcd
+	stop_process containerd
+	kill_shims
+	undo_host_changes
+	rm -rf "$CLUSTER_DIR" "$KUBECONFIG_FILE"
+	log "cluster removed and host restored in $((SECONDS - start))s"
+}
+
+status() {
+	local p
+	for p in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+		if pid_alive "$p"; then echo "$p: running (pid $(cat "$CLUSTER_DIR/pids/$p.pid"))"; else echo "$p: stopped"; fi
+	done
+	pid_alive kube-apiserver && kubectl_dev get nodes -o wide
+	return 0
+}
+
+case "${1:-}" in
+up) up ;;
+down) down ;;
+status) status ;;
+clean)
+	down
+	rm -rf "$CACHE_DIR"
+	;;
+import)
+	shift
+	import_images "$@"
+	;;
+*)
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac
