@@ -1,0 +1,545 @@
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { Api, ApiError, snippetIdFromPath, type RunResult, type Submission, type SubmissionPage } from './api';
+import { Editor, type EditorHandle } from './Editor';
+import { codePreview, formatMemory, formatTime, formatWhen, outcome, reasonLabel, segmentOutput } from './format';
+import { chooseTheme, otherTheme, storeTheme, storedTheme, systemTheme, type Theme } from './theme';
+
+const api = new Api();
+const PER_PAGE = 10;
+const DRAFT_KEY = 'coderun-draft';
+const DEFAULT_CODE = `import sys
+
+name = sys.stdin.readline().strip() or "World"
+print(f"Hello, {name}!")
+`;
+
+type Shown =
+  | { kind: 'result'; result: RunResult; source: 'run' | 'submit' | 'submission'; submissionId?: number }
+  | { kind: 'error'; error: ApiError; action: string };
+
+type OutputView = 'all' | 'stdout' | 'stderr';
+
+function loadDraft(): { code: string; stdin: string } {
+  try {
+    const raw = localStorage.getItem(DRAFT_KEY);
+    if (raw) {
+      const d = JSON.parse(raw) as { code?: unknown; stdin?: unknown };
+      if (typeof d.code === 'string') return { code: d.code, stdin: typeof d.stdin === 'string' ? d.stdin : '' };
+    }
+  } catch {
+    // no storage: start from the sample
+  }
+  return { code: DEFAULT_CODE, stdin: '' };
+}
+
+function toError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  return new ApiError(e instanceof Error ? e.message : String(e), 0);
+}
+
+function submissionAsResult(s: Submission): RunResult {
+  return {
+    output: s.output,
+    stdout: s.stdout,
+    stderr: s.stderr,
+    time: s.time,
+    memory: s.memory,
+    exit_code: s.exit_code,
+    reason: s.reason,
+    name: s.name,
+  };
+}
+
+export function App() {
+  const snippetId = useMemo(() => snippetIdFromPath(window.location.pathname), []);
+  const initial = useMemo(() => (snippetId ? { code: '', stdin: '' } : loadDraft()), [snippetId]);
+  const editor = useRef<EditorHandle>(null);
+  const [code, setCode] = useState(initial.code);
+  const [stdin, setStdin] = useState(initial.stdin);
+
+  // Theme
+  const [stored, setStored] = useState<Theme | null>(() => storedTheme(safeLocalStorage()));
+  const [system, setSystem] = useState<Theme>(() => systemTheme(window.matchMedia?.bind(window)));
+  const theme = chooseTheme(stored, system);
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+  }, [theme]);
+  useEffect(() => {
+    const mq = window.matchMedia?.('(prefers-color-scheme: dark)');
+    if (!mq) return;
+    const on = () => setSystem(mq.matches ? 'dark' : 'light');
+    mq.addEventListener('change', on);
+    return () => mq.removeEventListener('change', on);
+  }, []);
+  const toggleTheme = () => {
+    const next = otherTheme(theme);
+    storeTheme(safeLocalStorage(), next);
+    setStored(next);
+  };
+
+  // Keep the draft across reloads.
+  useEffect(() => {
+    if (snippetId && code === '' && stdin === '') return;
+    const id = setTimeout(() => {
+      try {
+        localStorage.setItem(DRAFT_KEY, JSON.stringify({ code, stdin }));
+      } catch {
+        // no storage
+      }
+    }, 300);
+    return () => clearTimeout(id);
+  }, [code, stdin, snippetId]);
+
+  // A notice above the editor: a loaded snippet or submission, or why it could not load.
+  const [notice, setNotice] = useState<{ text: string; error?: boolean } | null>(null);
+  useEffect(() => {
+    if (!snippetId) return;
+    setNotice({ text: 'Loading the shared snippet…' });
+    api
+      .snippet(snippetId)
+      .then((s) => {
+        editor.current?.setValue(s.code);
+        setCode(s.code);
+        setStdin(s.stdin ?? '');
+        setNotice({ text: 'Loaded a shared snippet.' });
+      })
+      .catch((e: unknown) => {
+        const err = toError(e);
+        setNotice({
+          text: err.status === 404 ? 'This shared snippet does not exist (it may have been deleted).' : `Could not load the shared snippet: ${err.message}`,
+          error: true,
+        });
+      });
+  }, [snippetId]);
+
+  // Running
+  const [busy, setBusy] = useState<null | 'run' | 'submit'>(null);
+  const [elapsed, setElapsed] = useState(0);
+  const [shown, setShown] = useState<Shown | null>(null);
+  const [view, setView] = useState<OutputView>('all');
+  const abort = useRef<AbortController | null>(null);
+
+  useEffect(() => {
+    if (!busy) return;
+    const start = performance.now();
+    setElapsed(0);
+    const id = setInterval(() => setElapsed((performance.now() - start) / 1000), 100);
+    return () => clearInterval(id);
+  }, [busy]);
+
+  const codeRef = useRef(code);
+  codeRef.current = code;
+  const stdinRef = useRef(stdin);
+  stdinRef.current = stdin;
+  const busyRef = useRef(busy);
+  busyRef.current = busy;
+
+  const run = useCallback(async (mode: 'run' | 'submit') => {
+    if (busyRef.current) return;
+    if (codeRef.current.trim() === '') {
+      setShown({ kind: 'error', error: new ApiError('Write some code first.', 400), action: mode === 'run' ? 'Run' : 'Submit' });
+      return;
+    }
+    const ctl = new AbortController();
+    abort.current = ctl;
+    busyRef.current = mode;
+    setBusy(mode);
+    const req = { code: codeRef.current, stdin: stdinRef.current, language: 'python' as const };
+    try {
+      const result = mode === 'run' ? await api.execute(req, ctl.signal) : await api.submit(req, ctl.signal);
+      setShown({ kind: 'result', result, source: mode, submissionId: result.submission_id });
+      setView('all');
+      if (mode === 'submit' && result.submission_id != null && result.submission_id > 0) {
+        void loadSubmissions(1);
+      }
+    } catch (e) {
+      if (e instanceof DOMException && e.name === 'AbortError') {
+        setShown({ kind: 'error', error: new ApiError('Cancelled. The run was stopped.', 0), action: mode === 'run' ? 'Run' : 'Submit' });
+      } else {
+        setShown({ kind: 'error', error: toError(e), action: mode === 'run' ? 'Run' : 'Submit' });
+      }
+    } finally {
+      abort.current = null;
+      busyRef.current = null;
+      setBusy(null);
+    }
+    // loadSubmissions is stable
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+  const runCode = useCallback(() => void run('run'), [run]);
+
+  // Ctrl/Cmd+Enter also runs from the stdin box.
+  const onStdinKey = (e: React.KeyboardEvent) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      runCode();
+    }
+  };
+
+  // Sharing
+  const [share, setShare] = useState<{ state: 'saving' | 'saved' | 'error'; url?: string; copied?: boolean; error?: string } | null>(null);
+  const doShare = async () => {
+    setShare({ state: 'saving' });
+    try {
+      const saved = await api.saveSnippet({ code: codeRef.current, stdin: stdinRef.current, language: 'python' });
+      const url = new URL(saved.url || `/s/${saved.id}`, window.location.origin).href;
+      let copied = false;
+      try {
+        if (navigator.clipboard && window.isSecureContext) {
+          await navigator.clipboard.writeText(url);
+          copied = true;
+        }
+      } catch {
+        copied = false;
+      }
+      setShare({ state: 'saved', url, copied });
+    } catch (e) {
+      setShare({ state: 'error', error: toError(e).message });
+    }
+  };
+
+  // Submissions
+  const [subs, setSubs] = useState<{ page: number; data?: SubmissionPage; loading: boolean; error?: string }>({ page: 1, loading: true });
+  const loadSubmissions = useCallback(async (page: number) => {
+    setSubs((s) => ({ ...s, page, loading: true, error: undefined }));
+    try {
+      const data = await api.submissions(page, PER_PAGE);
+      setSubs({ page, data, loading: false });
+    } catch (e) {
+      setSubs((s) => ({ ...s, page, loading: false, error: toError(e).message }));
+    }
+  }, []);
+  useEffect(() => {
+    void loadSubmissions(1);
+  }, [loadSubmissions]);
+
+  const openSubmission = (s: Submission) => {
+    editor.current?.setValue(s.code);
+    setCode(s.code);
+    setStdin(s.stdin ?? '');
+    setShown({ kind: 'result', result: submissionAsResult(s), source: 'submission', submissionId: s.id });
+    setView('all');
+    setNotice({ text: `Opened submission #${s.id}.` });
+    editor.current?.focus();
+  };
+
+  const totalPages = subs.data ? Math.max(1, Math.ceil(subs.data.total / (subs.data.per_page || PER_PAGE))) : 1;
+
+  return (
+    <div className="app">
+      <header className="topbar">
+        <h1 className="brand">
+          <span className="brand-mark" aria-hidden="true">
+            ▶
+          </span>
+          coderun
+        </h1>
+        <p className="tagline">Run Python in a sandbox on Kubernetes</p>
+        <button
+          type="button"
+          className="btn ghost theme-toggle"
+          onClick={toggleTheme}
+          aria-label={theme === 'dark' ? 'Switch to light theme' : 'Switch to dark theme'}
+          title={theme === 'dark' ? 'Switch to light theme' : 'Switch to dark theme'}
+          data-testid="theme-toggle"
+        >
+          <span aria-hidden="true">{theme === 'dark' ? '☀' : '☾'}</span>
+          <span className="theme-label">{theme === 'dark' ? 'Light' : 'Dark'}</span>
+        </button>
+      </header>
+
+      <main className="layout">
+        <section className="pane code-pane" aria-labelledby="code-heading">
+          <div className="toolbar">
+            <h2 id="code-heading" className="pane-title">
+              Code <span className="lang">Python 3</span>
+            </h2>
+            <div className="actions">
+              <button
+                type="button"
+                className="btn primary"
+                onClick={runCode}
+                disabled={busy !== null}
+                aria-keyshortcuts="Control+Enter Meta+Enter"
+                title="Run (Ctrl+Enter)"
+                data-testid="run"
+              >
+                {busy === 'run' ? <span className="spinner" aria-hidden="true" /> : <span aria-hidden="true">▶</span>}
+                Run
+              </button>
+              <button type="button" className="btn" onClick={() => void run('submit')} disabled={busy !== null} title="Run and save as a submission" data-testid="submit">
+                {busy === 'submit' ? <span className="spinner" aria-hidden="true" /> : null}
+                Submit
+              </button>
+              <button type="button" className="btn" onClick={() => void doShare()} disabled={share?.state === 'saving'} title="Save a link to this code" data-testid="share">
+                Share
+              </button>
+            </div>
+          </div>
+          {notice && (
+            <p className={`notice${notice.error ? ' error' : ''}`} role={notice.error ? 'alert' : 'status'} data-testid="notice">
+              {notice.text}
+              <button type="button" className="link-btn" onClick={() => setNotice(null)} aria-label="Dismiss notice">
+                ×
+              </button>
+            </p>
+          )}
+          {share && (
+            <div className={`share${share.state === 'error' ? ' error' : ''}`} data-testid="share-box" role="status">
+              {share.state === 'saving' && <span>Saving a link…</span>}
+              {share.state === 'error' && <span>Could not share: {share.error}</span>}
+              {share.state === 'saved' && share.url && (
+                <>
+                  <label htmlFor="share-link">{share.copied ? 'Link copied:' : 'Copy this link:'}</label>
+                  <input id="share-link" readOnly value={share.url} onFocus={(e) => e.currentTarget.select()} data-testid="share-link" />
+                  <a href={share.url} target="_blank" rel="noreferrer">
+                    Open
+                  </a>
+                </>
+              )}
+            </div>
+          )}
+          <div className="editor-wrap">
+            <Editor ref={editor} initialValue={initial.code} onChange={setCode} onRun={runCode} />
+          </div>
+          <label className="field-label" htmlFor="stdin">
+            Input (stdin)
+          </label>
+          <textarea
+            id="stdin"
+            className="stdin"
+            value={stdin}
+            onChange={(e) => setStdin(e.target.value)}
+            onKeyDown={onStdinKey}
+            rows={3}
+            spellCheck={false}
+            placeholder="Text your program reads from standard input"
+            data-testid="stdin"
+          />
+          <p className="hint">
+            <kbd>Ctrl</kbd>+<kbd>Enter</kbd> runs · <kbd>Esc</kbd> then <kbd>Tab</kbd> leaves the editor
+          </p>
+        </section>
+
+        <section className="pane output-pane" aria-labelledby="output-heading">
+          <div className="toolbar">
+            <h2 id="output-heading" className="pane-title">
+              Output
+            </h2>
+            {busy && (
+              <button type="button" className="btn ghost small" onClick={() => abort.current?.abort()} data-testid="cancel">
+                Cancel
+              </button>
+            )}
+          </div>
+          <OutputPanel busy={busy} elapsed={elapsed} shown={shown} view={view} setView={setView} />
+        </section>
+
+        <section className="pane subs-pane" aria-labelledby="subs-heading">
+          <div className="toolbar">
+            <h2 id="subs-heading" className="pane-title">
+              Submissions {subs.data ? <span className="count">{subs.data.total}</span> : null}
+            </h2>
+            <button type="button" className="btn ghost small" onClick={() => void loadSubmissions(subs.page)} disabled={subs.loading} data-testid="refresh-submissions">
+              Refresh
+            </button>
+          </div>
+          {subs.error && (
+            <p className="notice error" role="alert">
+              Could not load submissions: {subs.error}
+            </p>
+          )}
+          {subs.data && subs.data.submissions.length === 0 && <p className="empty">No submissions yet. Submit a run that succeeds to save it here.</p>}
+          {subs.data && subs.data.submissions.length > 0 && (
+            <ul className="subs" data-testid="submissions" aria-busy={subs.loading}>
+              {subs.data.submissions.map((s) => {
+                const oc = outcome({ exit_code: s.exit_code, reason: s.reason });
+                return (
+                  <li key={s.id}>
+                    <button type="button" className="sub" onClick={() => openSubmission(s)} aria-label={`Open submission ${s.id}`} data-testid={`submission-${s.id}`}>
+                      <span className="sub-id">#{s.id}</span>
+                      <code className="sub-code">{codePreview(s.code)}</code>
+                      <span className="sub-meta">
+                        <span className={`dot ${oc.ok ? 'ok' : 'bad'}`} aria-hidden="true" />
+                        {oc.ok ? 'OK' : reasonLabel(s.reason)} · {formatTime(s.time)} · {formatMemory(s.memory)} · {formatWhen(s.created_at)}
+                      </span>
+                    </button>
+                  </li>
+                );
+              })}
+            </ul>
+          )}
+          {subs.data && totalPages > 1 && (
+            <nav className="pager" aria-label="Submission pages">
+              <button type="button" className="btn small" disabled={subs.page <= 1 || subs.loading} onClick={() => void loadSubmissions(subs.page - 1)}>
+                Newer
+              </button>
+              <span>
+                Page {subs.page} of {totalPages}
+              </span>
+              <button type="button" className="btn small" disabled={subs.page >= totalPages || subs.loading} onClick={() => void loadSubmissions(subs.page + 1)}>
+                Older
+              </button>
+            </nav>
+          )}
+        </section>
+      </main>
+    </div>
+  );
+}
+
+function safeLocalStorage(): Storage | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+
+interface OutputProps {
+  busy: null | 'run' | 'submit';
+  elapsed: number;
+  shown: Shown | null;
+  view: OutputView;
+  setView(v: OutputView): void;
+}
+
+function OutputPanel({ busy, elapsed, shown, view, setView }: OutputProps) {
+  if (busy) {
+    return (
+      <div className="output-body">
+        <div className="status running" data-testid="result-status" data-status="running" role="status">
+          <span className="spinner" aria-hidden="true" />
+          <span className="status-title">{busy === 'run' ? 'Running…' : 'Submitting…'}</span>
+          <span className="status-detail">waiting for a sandbox and running · {elapsed.toFixed(1)} s</span>
+        </div>
+        <div className="progress" aria-hidden="true">
+          <div className="progress-bar" />
+        </div>
+        <pre className="output placeholder" data-testid="output" aria-live="polite" aria-busy="true" />
+      </div>
+    );
+  }
+  if (!shown) {
+    return (
+      <div className="output-body">
+        <div className="status idle" data-testid="result-status" data-status="idle">
+          <span className="status-title">Ready</span>
+          <span className="status-detail">Press Run to see what your program prints.</span>
+        </div>
+        <pre className="output placeholder" data-testid="output" aria-live="polite" />
+      </div>
+    );
+  }
+  if (shown.kind === 'error') {
+    const e = shown.error;
+    // A 504 carrying a reason is a run that outlived its bound: show it as a failed run.
+    if (e.reason) {
+      return (
+        <div className="output-body">
+          <div className="status bad" data-testid="result-status" data-status="Failed" role="alert">
+            <span className="status-title">Failed: {reasonLabel(e.reason)}</span>
+            <span className="status-detail">{e.message}</span>
+          </div>
+          <pre className="output placeholder" data-testid="output" aria-live="polite" />
+        </div>
+      );
+    }
+    const title =
+      e.status === 0 ? `${shown.action} did not finish` : e.status === 503 ? 'The service is busy' : e.status >= 500 ? 'Server error' : 'The request was refused';
+    return (
+      <div className="output-body">
+        <div className="status error" data-testid="result-status" data-status="error" role="alert">
+          <span className="status-title">
+            {title}
+            {e.status ? <span className="http"> HTTP {e.status}</span> : null}
+          </span>
+          <span className="status-detail" data-testid="error-message">
+            {e.message}
+          </span>
+        </div>
+        <pre className="output placeholder" data-testid="output" aria-live="polite" />
+      </div>
+    );
+  }
+  const r = shown.result;
+  const oc = outcome(r);
+  const segs = segmentOutput(r.output ?? '', r.stdout ?? '', r.stderr ?? '');
+  const text = view === 'stdout' ? r.stdout : view === 'stderr' ? r.stderr : r.output;
+  return (
+    <div className="output-body">
+      <div className={`status ${oc.ok ? 'ok' : 'bad'}`} data-testid="result-status" data-status={oc.status} role="status">
+        <span className="status-title">
+          <span aria-hidden="true">{oc.ok ? '✓ ' : '✗ '}</span>
+          {oc.title}
+        </span>
+        {oc.detail && <span className="status-detail">{oc.detail}</span>}
+      </div>
+      <dl className="stats">
+        <div>
+          <dt>Time</dt>
+          <dd data-testid="time">{formatTime(r.time)}</dd>
+        </div>
+        <div>
+          <dt>Memory</dt>
+          <dd data-testid="memory">{formatMemory(r.memory)}</dd>
+        </div>
+        <div>
+          <dt>Exit code</dt>
+          <dd data-testid="exit-code">{r.exit_code ?? '—'}</dd>
+        </div>
+        {shown.source === 'submit' && (
+          <div>
+            <dt>Saved</dt>
+            <dd data-testid="submission-id">{shown.submissionId != null && shown.submissionId > 0 ? `#${shown.submissionId}` : 'no (run failed)'}</dd>
+          </div>
+        )}
+        {shown.source === 'submission' && (
+          <div>
+            <dt>Submission</dt>
+            <dd>#{shown.submissionId}</dd>
+          </div>
+        )}
+      </dl>
+      <div className="tabs" role="tablist" aria-label="Output streams">
+        {(['all', 'stdout', 'stderr'] as const).map((v) => {
+          const n = v === 'all' ? (r.output ?? '').length : (v === 'stdout' ? r.stdout : r.stderr)?.length ?? 0;
+          return (
+            <button
+              key={v}
+              type="button"
+              role="tab"
+              aria-selected={view === v}
+              aria-controls="output-text"
+              className={`tab${view === v ? ' active' : ''}${v === 'stderr' && n > 0 ? ' has-err' : ''}`}
+              onClick={() => setView(v)}
+              data-testid={`tab-${v}`}
+            >
+              {v === 'all' ? 'All' : v}
+              {v !== 'all' && n > 0 ? <span className="tab-dot" aria-hidden="true" /> : null}
+            </button>
+          );
+        })}
+      </div>
+      <pre id="output-text" role="tabpanel" className="output" data-testid="output" aria-live="polite" aria-label={`Output: ${view === 'all' ? 'stdout and stderr' : view}`}>
+        {text === '' ? (
+          <span className="muted">{view === 'all' ? '(no output)' : `(nothing on ${view})`}</span>
+        ) : view === 'all' && segs ? (
+          segs.map((s, i) =>
+            s.stream === 'stderr' ? (
+              <span key={i} className="stderr">
+                {s.text}
+              </span>
+            ) : (
+              <span key={i}>{s.text}</span>
+            ),
+          )
+        ) : (
+          <span className={view === 'stderr' ? 'stderr' : undefined}>{text}</span>
+        )}
+      </pre>
+      {r.truncated && <p className="hint warn">The output was longer than the limit and was cut.</p>}
+      {r.name && <p className="hint">Run {r.name}</p>}
+    </div>
+  );
+}

@@ -1,0 +1,121 @@
+import { forwardRef, useEffect, useImperativeHandle, useRef } from 'react';
+import { EditorState, Prec } from '@codemirror/state';
+import {
+  EditorView,
+  drawSelection,
+  highlightActiveLine,
+  highlightActiveLineGutter,
+  highlightSpecialChars,
+  keymap,
+  lineNumbers,
+} from '@codemirror/view';
+import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
+import { HighlightStyle, bracketMatching, indentOnInput, syntaxHighlighting } from '@codemirror/language';
+import { python } from '@codemirror/lang-python';
+import { tags as t } from '@lezer/highlight';
+
+// Colours come from CSS variables (styles.css), so switching the page theme restyles the editor
+// without reconfiguring it.
+const highlight = HighlightStyle.define([
+  { tag: [t.keyword, t.controlKeyword, t.operatorKeyword, t.definitionKeyword, t.moduleKeyword], color: 'var(--tok-keyword)' },
+  { tag: [t.string, t.special(t.string)], color: 'var(--tok-string)' },
+  { tag: [t.number, t.bool, t.null], color: 'var(--tok-number)' },
+  { tag: [t.comment, t.lineComment], color: 'var(--tok-comment)', fontStyle: 'italic' },
+  { tag: [t.function(t.variableName), t.function(t.propertyName), t.definition(t.function(t.variableName))], color: 'var(--tok-function)' },
+  { tag: [t.className, t.definition(t.className)], color: 'var(--tok-class)' },
+  { tag: [t.self, t.standard(t.variableName)], color: 'var(--tok-builtin)' },
+  { tag: [t.operator, t.punctuation, t.bracket], color: 'var(--tok-punct)' },
+  { tag: t.invalid, color: 'var(--danger)' },
+]);
+
+const chrome = EditorView.theme({
+  '&': { height: '100%', fontSize: '14px', backgroundColor: 'var(--editor-bg)', color: 'var(--text)' },
+  '.cm-scroller': { fontFamily: 'var(--mono)', lineHeight: '1.5' },
+  '.cm-content': { caretColor: 'var(--text)', padding: '8px 0' },
+  '.cm-cursor, .cm-dropCursor': { borderLeftColor: 'var(--text)' },
+  '.cm-gutters': { backgroundColor: 'var(--editor-gutter)', color: 'var(--muted)', border: 'none', borderRight: '1px solid var(--border)' },
+  '.cm-activeLine': { backgroundColor: 'var(--editor-active)' },
+  '.cm-activeLineGutter': { backgroundColor: 'var(--editor-active)', color: 'var(--text)' },
+  '&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection': { backgroundColor: 'var(--editor-selection) !important' },
+  '&.cm-focused .cm-matchingBracket': { backgroundColor: 'var(--editor-bracket)', outline: 'none' },
+  '&.cm-focused': { outline: 'none' },
+});
+
+export interface EditorHandle {
+  setValue(text: string): void;
+  focus(): void;
+}
+
+interface Props {
+  initialValue: string;
+  onChange(value: string): void;
+  onRun(): void;
+}
+
+export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialValue, onChange, onRun }, ref) {
+  const host = useRef<HTMLDivElement>(null);
+  const view = useRef<EditorView | null>(null);
+  // The latest callbacks, so the editor (made once) never calls stale ones.
+  const cb = useRef({ onChange, onRun });
+  cb.current = { onChange, onRun };
+
+  useEffect(() => {
+    const v = new EditorView({
+      parent: host.current!,
+      state: EditorState.create({
+        doc: initialValue,
+        extensions: [
+          lineNumbers(),
+          highlightActiveLineGutter(),
+          highlightSpecialChars(),
+          history(),
+          drawSelection(),
+          indentOnInput(),
+          bracketMatching(),
+          highlightActiveLine(),
+          python(),
+          syntaxHighlighting(highlight),
+          chrome,
+          Prec.highest(
+            keymap.of([
+              {
+                key: 'Mod-Enter',
+                preventDefault: true,
+                run: () => {
+                  cb.current.onRun();
+                  return true;
+                },
+              },
+            ]),
+          ),
+          keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
+          EditorState.tabSize.of(4),
+          EditorView.contentAttributes.of({ 'aria-label': 'Python code', 'data-testid': 'code-input' }),
+          EditorView.updateListener.of((u) => {
+            if (u.docChanged) cb.current.onChange(u.state.doc.toString());
+          }),
+        ],
+      }),
+    });
+    view.current = v;
+    return () => {
+      v.destroy();
+      view.current = null;
+    };
+    // The editor is created once; later content comes through setValue.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  useImperativeHandle(ref, () => ({
+    setValue(text: string) {
+      const v = view.current;
+      if (!v) return;
+      v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: text } });
+    },
+    focus() {
+      view.current?.focus();
+    },
+  }));
+
+  return <div className="editor" ref={host} data-testid="editor" />;
+});
