@@ -116,6 +116,11 @@ export function App() {
   const [busy, setBusy] = useState<null | 'run' | 'submit'>(null);
   const [elapsed, setElapsed] = useState(0);
   const [shown, setShown] = useState<Shown | null>(null);
+  // How many results have been shown: data-run on the status, so a test can wait for the next one.
+  const [shownCount, setShownCount] = useState(0);
+  useEffect(() => {
+    if (shown) setShownCount((n) => n + 1);
+  }, [shown]);
   const [view, setView] = useState<OutputView>('all');
   const abort = useRef<AbortController | null>(null);
 
@@ -332,7 +337,7 @@ export function App() {
               </button>
             )}
           </div>
-          <OutputPanel busy={busy} elapsed={elapsed} shown={shown} view={view} setView={setView} />
+          <OutputPanel busy={busy} elapsed={elapsed} shown={shown} count={shownCount} view={view} setView={setView} />
         </section>
 
         <section className="pane subs-pane" aria-labelledby="subs-heading">
@@ -400,15 +405,16 @@ interface OutputProps {
   busy: null | 'run' | 'submit';
   elapsed: number;
   shown: Shown | null;
+  count: number;
   view: OutputView;
   setView(v: OutputView): void;
 }
 
-function OutputPanel({ busy, elapsed, shown, view, setView }: OutputProps) {
+function OutputPanel({ busy, elapsed, shown, count, view, setView }: OutputProps) {
   if (busy) {
     return (
       <div className="output-body">
-        <div className="status running" data-testid="result-status" data-status="running" role="status">
+        <div className="status running" data-testid="result-status" data-run={count} data-status="running" role="status">
           <span className="spinner" aria-hidden="true" />
           <span className="status-title">{busy === 'run' ? 'Running…' : 'Submitting…'}</span>
           <span className="status-detail">waiting for a sandbox and running · {elapsed.toFixed(1)} s</span>
@@ -423,7 +429,7 @@ function OutputPanel({ busy, elapsed, shown, view, setView }: OutputProps) {
   if (!shown) {
     return (
       <div className="output-body">
-        <div className="status idle" data-testid="result-status" data-status="idle">
+        <div className="status idle" data-testid="result-status" data-run={count} data-status="idle">
           <span className="status-title">Ready</span>
           <span className="status-detail">Press Run to see what your program prints.</span>
         </div>
@@ -437,7 +443,7 @@ function OutputPanel({ busy, elapsed, shown, view, setView }: OutputProps) {
     if (e.reason) {
       return (
         <div className="output-body">
-          <div className="status bad" data-testid="result-status" data-status="Failed" role="alert">
+          <div className="status bad" data-testid="result-status" data-run={count} data-status="Failed" role="alert">
             <span className="status-title">Failed: {reasonLabel(e.reason)}</span>
             <span className="status-detail">{e.message}</span>
           </div>
@@ -449,7 +455,7 @@ function OutputPanel({ busy, elapsed, shown, view, setView }: OutputProps) {
       e.status === 0 ? `${shown.action} did not finish` : e.status === 503 ? 'The service is busy' : e.status >= 500 ? 'Server error' : 'The request was refused';
     return (
       <div className="output-body">
-        <div className="status error" data-testid="result-status" data-status="error" role="alert">
+        <div className="status error" data-testid="result-status" data-run={count} data-status="error" role="alert">
           <span className="status-title">
             {title}
             {e.status ? <span className="http"> HTTP {e.status}</span> : null}
@@ -468,7 +474,7 @@ function OutputPanel({ busy, elapsed, shown, view, setView }: OutputProps) {
   const text = view === 'stdout' ? r.stdout : view === 'stderr' ? r.stderr : r.output;
   return (
     <div className="output-body">
-      <div className={`status ${oc.ok ? 'ok' : 'bad'}`} data-testid="result-status" data-status={oc.status} role="status">
+      <div className={`status ${oc.ok ? 'ok' : 'bad'}`} data-testid="result-status" data-run={count} data-status={oc.status} role="status">
         <span className="status-title">
           <span aria-hidden="true">{oc.ok ? '✓ ' : '✗ '}</span>
           {oc.title}
