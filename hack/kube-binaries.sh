@@ -86,7 +86,10 @@ build() {
         ldflags+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1"
         ldflags+=" -X $p.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2) -X $p.gitTreeState=clean"
       done
-      log "building $c $KUBE_VERSION (kube-apiserver takes about 4 min cold)"
+      local cold="under a minute"
+      [ "$c" = kube-apiserver ] && cold="about 4 min"
+      [ "$c" = kube-controller-manager ] && cold="about 1.5 min"
+      log "building $c $KUBE_VERSION ($cold with empty Go caches)"
       (cd "$WORK_DIR/kubernetes" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "k8s.io/kubernetes/cmd/$c")
       ;;
     *)
