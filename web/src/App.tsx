@@ -5,6 +5,8 @@ import { codePreview, formatMemory, formatTime, formatWhen, outcome, reasonLabel
 import { chooseTheme, otherTheme, storeTheme, storedTheme, systemTheme, type Theme } from './theme';
 
 const api = new Api();
+const isMac = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
+const MOD = isMac ? '⌘' : 'Ctrl';
 const PER_PAGE = 10;
 const DRAFT_KEY = 'coderun-draft';
 const DEFAULT_CODE = `import sys
@@ -123,6 +125,14 @@ export function App() {
   }, [shown]);
   const [view, setView] = useState<OutputView>('all');
   const abort = useRef<AbortController | null>(null);
+  const outputPane = useRef<HTMLElement>(null);
+  // On one-column layouts the output is below the editor: bring it into view when a run starts.
+  useEffect(() => {
+    if (!busy || !outputPane.current) return;
+    if (!window.matchMedia?.('(max-width: 860px)').matches) return;
+    const r = outputPane.current.getBoundingClientRect();
+    if (r.top > window.innerHeight * 0.6 || r.bottom < 0) outputPane.current.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  }, [busy]);
 
   useEffect(() => {
     if (!busy) return;
@@ -182,11 +192,16 @@ export function App() {
   };
 
   // Sharing
-  const [share, setShare] = useState<{ state: 'saving' | 'saved' | 'error'; url?: string; copied?: boolean; error?: string } | null>(null);
+  const [share, setShare] = useState<{ state: 'saving' | 'saved' | 'error'; url?: string; copied?: boolean; error?: string; code?: string; stdin?: string } | null>(null);
+  // A link is for the code it saved: hide it once the code or input changes.
+  useEffect(() => {
+    if (share?.state === 'saved' && (share.code !== code || share.stdin !== stdin)) setShare(null);
+  }, [code, stdin, share]);
   const doShare = async () => {
     setShare({ state: 'saving' });
     try {
-      const saved = await api.saveSnippet({ code: codeRef.current, stdin: stdinRef.current, language: 'python' });
+      const req = { code: codeRef.current, stdin: stdinRef.current, language: 'python' as const };
+      const saved = await api.saveSnippet(req);
       const url = new URL(saved.url || `/s/${saved.id}`, window.location.origin).href;
       let copied = false;
       try {
@@ -197,7 +212,7 @@ export function App() {
       } catch {
         copied = false;
       }
-      setShare({ state: 'saved', url, copied });
+      setShare({ state: 'saved', url, copied, code: req.code, stdin: req.stdin });
     } catch (e) {
       setShare({ state: 'error', error: toError(e).message });
     }
@@ -266,7 +281,7 @@ export function App() {
                 onClick={runCode}
                 disabled={busy !== null}
                 aria-keyshortcuts="Control+Enter Meta+Enter"
-                title="Run (Ctrl+Enter)"
+                title={`Run (${MOD}+Enter)`}
                 data-testid="run"
               >
                 {busy === 'run' ? <span className="spinner" aria-hidden="true" /> : <span aria-hidden="true">▶</span>}
@@ -322,11 +337,11 @@ export function App() {
             data-testid="stdin"
           />
           <p className="hint">
-            <kbd>Ctrl</kbd>+<kbd>Enter</kbd> runs · <kbd>Esc</kbd> then <kbd>Tab</kbd> leaves the editor
+            <kbd>{MOD}</kbd>+<kbd>Enter</kbd> runs · <kbd>Esc</kbd> then <kbd>Tab</kbd> leaves the editor
           </p>
         </section>
 
-        <section className="pane output-pane" aria-labelledby="output-heading">
+        <section className="pane output-pane" aria-labelledby="output-heading" ref={outputPane}>
           <div className="toolbar">
             <h2 id="output-heading" className="pane-title">
               Output
@@ -545,7 +560,7 @@ function OutputPanel({ busy, elapsed, shown, count, view, setView }: OutputProps
         )}
       </pre>
       {r.truncated && <p className="hint warn">The output was longer than the limit and was cut.</p>}
-      {r.name && <p className="hint">Run {r.name}</p>}
+      {r.name && <p className="hint">CodeRun {r.name}</p>}
     </div>
   );
 }

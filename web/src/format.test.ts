@@ -40,14 +40,16 @@ describe('outcome', () => {
     expect(f.ok).toBe(false);
     expect(f.status).toBe('Failed');
     expect(f.title).toBe('Failed: Non-zero exit');
-    expect(f.detail).toBe('exit code 1 · The program exited with code 1.');
+    expect(f.detail).toBe('The program exited with code 1.');
+    expect(outcome({ status: 'Failed', reason: 'NonZeroExit', exit_code: 2 }).detail).toBe('exit code 2');
   });
   it('falls back to exit code and reason (stored submissions have no status)', () => {
     expect(outcome({ exit_code: 0, reason: 'Completed' }).ok).toBe(true);
     expect(outcome({ exit_code: 0 }).ok).toBe(true);
     expect(outcome({ exit_code: 0, reason: 'OutputLimitExceeded' }).ok).toBe(false);
     expect(outcome({ exit_code: null, reason: 'TimeLimitExceeded' }).title).toBe('Failed: Time limit exceeded');
-    expect(outcome({ exit_code: null, reason: 'Signaled', signal: 'SIGKILL' }).detail).toBe('signal SIGKILL');
+    expect(outcome({ exit_code: null, reason: 'Signaled', signal: 'SIGKILL' }).detail).toBe('killed by SIGKILL');
+    expect(outcome({ exit_code: null, reason: 'TimeLimitExceeded' }).detail).toBe('');
   });
 });
 

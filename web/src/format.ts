@@ -57,12 +57,13 @@ export interface Outcome {
 /** Whether a run succeeded and how to say so. Falls back to the exit code when status is absent. */
 export function outcome(r: OutcomeInput): Outcome {
   const ok = r.status ? r.status === 'Succeeded' : r.exit_code === 0 && (!r.reason || r.reason === 'Completed');
+  // The server's message says it best; without one, name the exit code or signal.
   const parts: string[] = [];
-  if (!ok) {
-    if (r.exit_code != null) parts.push(`exit code ${r.exit_code}`);
-    if (r.signal) parts.push(`signal ${r.signal}`);
-  }
   if (r.message) parts.push(r.message);
+  else if (!ok) {
+    if (r.signal) parts.push(`killed by ${r.signal}`);
+    else if (r.exit_code != null && r.exit_code !== 0) parts.push(`exit code ${r.exit_code}`);
+  }
   return {
     ok,
     status: ok ? 'Succeeded' : 'Failed',
