@@ -114,7 +114,12 @@ async function file(res, rel) {
   if (!path.startsWith(dist)) return json(res, 404, { error: 'not found' });
   try {
     const data = await readFile(path);
-    res.writeHead(200, { 'Content-Type': types[extname(path)] ?? 'application/octet-stream' });
+    // A strict policy, to show the page needs no inline script or style and nothing off-site.
+    res.writeHead(200, {
+      'Content-Type': types[extname(path)] ?? 'application/octet-stream',
+      'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'X-Content-Type-Options': 'nosniff',
+    });
     res.end(data);
   } catch {
     json(res, 404, { error: 'not found' });

@@ -53,6 +53,10 @@ async function newPage(options = {}) {
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
   page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  page.on('console', (m) => {
+    // Error answers the tests ask for (404 snippet, 503) are logged by Chromium as failed loads.
+    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) pageErrors.push(`${page.url()}: console: ${m.text()}`);
+  });
   return page;
 }
 
@@ -258,7 +262,7 @@ describe(`coderun page at ${BASE_URL}`, () => {
     await page.context().close();
   });
 
-  test('no script errors on any page', () => {
+  test('no script errors or console errors (a blocked style or script, say) on any page', () => {
     assert.deepEqual(pageErrors, []);
   });
 });

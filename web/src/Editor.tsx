@@ -60,8 +60,18 @@ export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialV
   cb.current = { onChange, onRun };
 
   useEffect(() => {
+    // The editor lives in a shadow root. CodeMirror puts its styles into a <style> element in a
+    // document, which a Content-Security-Policy without style-src 'unsafe-inline' blocks; in a
+    // shadow root it uses constructed style sheets (adoptedStyleSheets), which such a policy
+    // allows. CSS variables (the theme's colours) are inherited into the shadow root.
+    const el = host.current!;
+    const shadow = el.shadowRoot ?? el.attachShadow({ mode: 'open' });
+    const parent = document.createElement('div');
+    parent.style.height = '100%';
+    shadow.replaceChildren(parent);
     const v = new EditorView({
-      parent: host.current!,
+      parent,
+      root: shadow,
       state: EditorState.create({
         doc: initialValue,
         extensions: [
