@@ -135,7 +135,12 @@ describe(`coderun page at ${BASE_URL}`, () => {
     const page = await newPage();
     await open(page);
     await typeCode(page, "print('Hello, World!'");
+    let executes = 0;
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && new URL(r.url()).pathname === '/execute') executes++;
+    });
     const st = await runAndWait(page, () => page.keyboard.press('Control+Enter'));
+    assert.equal(executes, 1, 'Ctrl+Enter in the editor runs once');
     const output = await page.getByTestId('output').innerText();
     assert.equal(st, 'Failed', `status ${st}, output: ${output}`);
     assert.match(output, /SyntaxError/);

@@ -183,6 +183,18 @@ export function App() {
   }, []);
   const runCode = useCallback(() => void run('run'), [run]);
 
+  // Ctrl/Cmd+Enter runs from anywhere on the page (the editor handles it itself first).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !e.defaultPrevented) {
+        e.preventDefault();
+        runCode();
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [runCode]);
+
   // Ctrl/Cmd+Enter also runs from the stdin box.
   const onStdinKey = (e: React.KeyboardEvent) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
