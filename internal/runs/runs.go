@@ -1,0 +1,294 @@
+// Package runs creates CodeRuns for the front service and waits for their results. All
+// waits share one informer (a controller-runtime cache of this service's CodeRuns in the
+// runs namespace): a request registers a waiter under its CodeRun's name and is woken by
+// the informer's events, so there is neither a polling loop nor a watch per request.
+package runs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+)
+
+// Labels of the CodeRuns this service creates; its cache holds only those.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedBy      = "coderun-front"
+	// NamePrefix is the generateName of CodeRuns; the API server appends 5 random characters.
+	NamePrefix = "run-"
+)
+
+var (
+	// ErrBoundExceeded: the run had no result when its bound expired. Its CodeRun is deleted.
+	ErrBoundExceeded = errors.New("the run did not finish within its bound")
+	// ErrDeleted: the CodeRun was deleted (by someone else) before it had a result.
+	ErrDeleted = errors.New("the CodeRun was deleted before it finished")
+)
+
+// Options configure a Client.
+type Options struct {
+	// Namespace is where CodeRuns are created (the operator's runs namespace).
+	Namespace string
+	// Retention is how long a finished CodeRun of this service stays in the cluster (for
+	// `kubectl get coderuns`) before the service deletes it; 0 deletes it as soon as its
+	// result is read. Without it CodeRuns, and this service's cache, would grow for ever.
+	Retention time.Duration
+	// Logger gets the client's own messages; nil uses slog.Default().
+	Logger *slog.Logger
+}
+
+// Client creates CodeRuns and waits for their results.
+type Client struct {
+	ns        string
+	retention time.Duration
+	log       *slog.Logger
+	api       client.Client // uncached: creates, deletes, and the readiness ping
+	cache     cache.Cache
+	informer  cache.Informer
+
+	mu      sync.Mutex
+	waiters map[string]*waiter
+}
+
+// waiter is one request waiting for its CodeRun.
+type waiter struct {
+	changed chan struct{} // a signal: the CodeRun changed; capacity 1, never blocks
+	deleted chan struct{} // closed when the CodeRun is deleted
+	once    sync.Once
+}
+
+// New returns a Client for the API server of cfg. Start must run for it to see results.
+func New(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, opts Options) (*Client, error) {
+	if opts.Namespace == "" {
+		return nil, errors.New("runs: no namespace given")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	api, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	ca, err := cache.New(cfg, cache.Options{
+		Scheme:            scheme,
+		DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}},
+		ByObject: map[client.Object]cache.ByObject{
+			&execv1alpha1.CodeRun{}: {Label: labels.SelectorFromSet(labels.Set{ManagedByLabel: ManagedBy})},
+		},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the CodeRun cache: %w", err)
+	}
+	// Before the cache starts, GetInformer only registers the informer; it does not wait.
+	inf, err := ca.GetInformer(ctx, &execv1alpha1.CodeRun{})
+	if err != nil {
+		return nil, fmt.Errorf("creating the CodeRun informer: %w", err)
+	}
+	c := &Client{
+		ns: opts.Namespace, retention: opts.Retention, log: opts.Logger,
+		api: api, cache: ca, informer: inf, waiters: map[string]*waiter{},
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.notify(obj, false) },
+		UpdateFunc: func(_, obj any) { c.notify(obj, false) },
+		DeleteFunc: func(obj any) { c.notify(obj, true) },
+	}); err != nil {
+		return nil, fmt.Errorf("watching CodeRuns: %w", err)
+	}
+	return c, nil
+}
+
+// Namespace is where the client creates CodeRuns.
+func (c *Client) Namespace() string { return c.ns }
+
+// Start runs the informer and the collector of finished CodeRuns until ctx ends.
+func (c *Client) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		if c.cache.WaitForCacheSync(ctx) {
+			c.collect(ctx)
+		}
+	})
+	if err := c.cache.Start(ctx); err != nil {
+		return fmt.Errorf("running the CodeRun cache: %w", err)
+	}
+	return nil
+}
+
+// WaitForSync waits until the informer has listed the existing CodeRuns.
+func (c *Client) WaitForSync(ctx context.Context) bool {
+	return c.cache.WaitForCacheSync(ctx)
+}
+
+// Synced reports whether the informer has listed the existing CodeRuns.
+func (c *Client) Synced() bool { return c.informer.HasSynced() }
+
+// Ping checks that the API server answers and lets this service list CodeRuns.
+func (c *Client) Ping(ctx context.Context) error {
+	if err := c.api.List(ctx, &execv1alpha1.CodeRunList{}, client.InNamespace(c.ns), client.Limit(1)); err != nil {
+		return fmt.Errorf("listing CodeRuns in %s: %w", c.ns, err)
+	}
+	return nil
+}
+
+func (c *Client) notify(obj any, deleted bool) {
+	if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	run, ok := obj.(*execv1alpha1.CodeRun)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	w := c.waiters[run.Name]
+	c.mu.Unlock()
+	if w == nil {
+		return
+	}
+	if deleted {
+		w.once.Do(func() { close(w.deleted) })
+		return
+	}
+	select {
+	case w.changed <- struct{}{}:
+	default: // a wake-up is already pending; the waiter reads the latest state anyway
+	}
+}
+
+// Run creates a CodeRun with spec and waits for its result, at most bound. It returns the
+// CodeRun (nil only if creating it failed) and:
+//   - nil when the CodeRun has a result (run.Status.Result);
+//   - ErrBoundExceeded when bound passed first; the CodeRun is deleted;
+//   - ctx's error when ctx ended first (the client went away); the CodeRun is deleted;
+//   - ErrDeleted when someone else deleted the CodeRun;
+//   - the API server's error when it refused the CodeRun.
+func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound time.Duration) (*execv1alpha1.CodeRun, error) {
+	run := &execv1alpha1.CodeRun{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: NamePrefix,
+			Namespace:    c.ns,
+			Labels:       map[string]string{ManagedByLabel: ManagedBy},
+		},
+		Spec: spec,
+	}
+	timer := time.NewTimer(bound) // from before the create: the bound covers everything
+	defer timer.Stop()
+	if err := c.api.Create(ctx, run); err != nil {
+		return nil, fmt.Errorf("creating a CodeRun in %s: %w", c.ns, err)
+	}
+
+	// Register, then read the cache: an event between the create and the registration is
+	// already in the cache, and every later one wakes the waiter.
+	w := &waiter{changed: make(chan struct{}, 1), deleted: make(chan struct{})}
+	c.mu.Lock()
+	c.waiters[run.Name] = w
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.waiters, run.Name)
+		c.mu.Unlock()
+	}()
+
+	for {
+		if got, done := c.finished(ctx, run); done {
+			c.afterResult(got)
+			return got, nil
+		}
+		select {
+		case <-w.changed:
+		case <-w.deleted:
+			return run, ErrDeleted
+		case <-ctx.Done():
+			c.delete(run, "the client went away")
+			return run, ctx.Err()
+		case <-timer.C:
+			if got, done := c.finished(ctx, run); done { // it may have finished just now
+				c.afterResult(got)
+				return got, nil
+			}
+			c.delete(run, "its bound expired")
+			return run, fmt.Errorf("%w (%s)", ErrBoundExceeded, bound)
+		}
+	}
+}
+
+// finished reads run from the cache and reports whether it has a result.
+func (c *Client) finished(ctx context.Context, run *execv1alpha1.CodeRun) (*execv1alpha1.CodeRun, bool) {
+	got := &execv1alpha1.CodeRun{}
+	if err := c.cache.Get(ctx, client.ObjectKeyFromObject(run), got); err != nil {
+		return nil, false // not in the cache yet; its Add event will wake the waiter
+	}
+	return got, got.Status.Result != nil
+}
+
+func (c *Client) afterResult(run *execv1alpha1.CodeRun) {
+	if c.retention == 0 {
+		c.delete(run, "its result was read")
+	}
+}
+
+// delete deletes run and, in the background, its Job and pod. It runs after the request
+// may have ended, so it has a context of its own.
+func (c *Client) delete(run *execv1alpha1.CodeRun, why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.api.Delete(ctx, run, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		c.log.Error("deleting CodeRun", "name", run.Name, "namespace", run.Namespace, "why", why, "error", err)
+		return
+	}
+	c.log.Info("deleted CodeRun", "name", run.Name, "namespace", run.Namespace, "why", why)
+}
+
+// collect deletes this service's CodeRuns that finished more than the retention ago,
+// including those finished while no replica was waiting for them.
+func (c *Client) collect(ctx context.Context) {
+	every := min(max(c.retention/2, 10*time.Second), time.Minute)
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		c.collectOnce(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func (c *Client) collectOnce(ctx context.Context, now time.Time) {
+	list := &execv1alpha1.CodeRunList{}
+	if err := c.cache.List(ctx, list, client.InNamespace(c.ns)); err != nil {
+		c.log.Error("listing finished CodeRuns", "error", err)
+		return
+	}
+	for i := range list.Items {
+		run := &list.Items[i]
+		done := run.Status.CompletionTime
+		if run.Status.Result == nil || done == nil || now.Sub(done.Time) < c.retention || run.DeletionTimestamp != nil {
+			continue
+		}
+		c.mu.Lock()
+		waiting := c.waiters[run.Name] != nil
+		c.mu.Unlock()
+		if !waiting {
+			c.delete(run, fmt.Sprintf("it finished more than %s ago", c.retention))
+		}
+	}
+}
