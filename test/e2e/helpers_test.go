@@ -101,6 +101,9 @@ func apply(t *testing.T, manifest string, names ...string) {
 	defer cancel()
 	out, err := kubectl(ctx, manifest, "apply", "-f", "-")
 	if err != nil {
+		if len(manifest) > 2000 {
+			manifest = manifest[:2000] + "\n..."
+		}
 		t.Fatalf("%v\nmanifest:\n%s", err, manifest)
 	}
 	var created []string
@@ -130,10 +133,14 @@ func cleanupRun(t *testing.T, name string) {
 }
 
 func logDiagnostics(ctx context.Context, t *testing.T, name string) {
+	var run execv1alpha1.CodeRun
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: runsNamespace, Name: name}, &run); client.IgnoreNotFound(err) != nil {
+		t.Logf("diagnostics: cannot read CodeRun %s: %v", name, err)
+		return
+	}
 	out, err := kubectl(ctx, "", "-n", runsNamespace, "get", "coderun", name, "-o", "yaml")
 	t.Logf("diagnostics: kubectl get coderun %s -o yaml (%v):\n%s", name, err, out)
-	var run execv1alpha1.CodeRun
-	if k8s.Get(ctx, client.ObjectKey{Namespace: runsNamespace, Name: name}, &run) == nil {
+	if run.UID != "" {
 		out, err = kubectl(ctx, "", "-n", runsNamespace, "describe", "pods", "-l", "exec.coderun.dev/run-uid="+string(run.UID))
 		t.Logf("diagnostics: kubectl describe pods of %s (%v):\n%s", name, err, out)
 	}
