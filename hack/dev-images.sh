@@ -26,16 +26,20 @@ base_image() {
 	tar --numeric-owner -C "$dir/rootfs" -cf "$dir/rootfs.tar" .
 	rm -rf "$dir/rootfs"
 	printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' >"$dir/Dockerfile"
-	"${BUILDAH[@]}" bud --quiet --runtime runc -t "$BASE_IMG" "$dir" >/dev/null
+	"${BUILDAH[@]}" "${BUILDAH_BUD[@]}" -t "$BASE_IMG" "$dir" >/dev/null
 	rm -f "$dir/rootfs.tar"
 	log "built $BASE_IMG"
 }
 
+build_images() {
+	base_image
+	log "building the project's images (make images)"
+	make -C "$ROOT" --no-print-directory images IMG_TAG="$IMG_TAG" \
+		CONTAINER_TOOL="${BUILDAH[*]}" CONTAINER_BUILD="${BUILDAH_BUD[*]}"
+}
+
 start=$SECONDS
 mkdir -p "$CACHE_DIR"
-base_image
-log "building the project's images (make images)"
-make -C "$ROOT" --no-print-directory images IMG_TAG="$IMG_TAG" \
-	CONTAINER_TOOL="${BUILDAH[*]}" CONTAINER_BUILD="bud --quiet --pull=never --runtime runc --network host"
+tidy_buildah build_images
 "$ROOT/hack/local-cluster.sh" import "$@"
 log "images ready in $((SECONDS - start))s"

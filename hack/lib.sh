@@ -30,8 +30,23 @@ ETCD_PORT=12379
 PAUSE_IMG=localhost/pause:local
 BASE_IMG=docker.io/library/debian:trixie-slim
 
-# buildah keeps the project's images in the cache folder, not in /var/lib/containers.
+# buildah keeps the project's images in the cache folder, not in /var/lib/containers, and
+# its network configuration there too, not in /etc/cni. runc, because crun 1.8 fails on
+# these machines' hybrid cgroups.
 BUILDAH=(buildah --root "$CACHE_DIR/containers/storage" --runroot "$CACHE_DIR/containers/run")
+BUILDAH_BUD=(bud --quiet --layers --pull=never --runtime runc --network host --cni-config-dir "$CACHE_DIR/containers/cni")
+
+# tidy_buildah CMD...: runs CMD and then removes /etc/cni if CMD's buildah calls created it
+# (buildah 1.28 takes a lock in /etc/cni/net.d even when given --cni-config-dir).
+tidy_buildah() {
+	local existed=0 rc=0
+	[ -e /etc/cni ] && existed=1
+	"$@" || rc=$?
+	if [ "$existed" = 0 ] && [ -z "$(find /etc/cni -type f ! -name cni.lock 2>/dev/null)" ]; then
+		rm -rf /etc/cni
+	fi
+	return "$rc"
+}
 
 log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${LOG_PREFIX:-dev}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -82,6 +97,15 @@ stop_process() {
 		fi
 	fi
 	rm -f "$CLUSTER_DIR/pids/$name.pid" "$CLUSTER_DIR/pids/$name.cmd"
+}
+
+# write_if_changed FILE: writes stdin to FILE only when the content differs, because some
+# components (kube-proxy) exit when their configuration file is rewritten.
+write_if_changed() {
+	local tmp
+	tmp="$(mktemp "$1.XXXXXX")"
+	cat >"$tmp"
+	if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
 }
 
 # wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND every half second.

@@ -19,7 +19,7 @@ ISOLATE_CHAIN=CODERUN-ISOLATE
 GUARD_CHAIN=CODERUN-GUARD
 # Host files and folders that containerd 1.6 and the kubelet create outside their configured
 # roots; `down` removes the ones that did not exist before `up`.
-HOST_PATHS=(/run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers /run/netns /var/run/netns)
+HOST_PATHS=(/etc/cni /run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers /run/netns /var/run/netns)
 # Kernel settings that the cluster (or the kubelet) changes; `down` restores them.
 SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 
@@ -138,7 +138,7 @@ cni_config() {
 		log "building the cni-isolate plugin"
 		(cd "$ROOT" && CGO_ENABLED=0 go build -o "$bin/coderun-isolate" ./hack/cni-isolate)
 	fi
-	cat >"$conf/10-coderun-dev.conflist" <<-EOF
+	write_if_changed "$conf/10-coderun-dev.conflist" <<-EOF
 		{
 		  "cniVersion": "1.0.0",
 		  "name": "coderun-dev",
@@ -156,7 +156,7 @@ cni_config() {
 start_containerd() {
 	local d="$CLUSTER_DIR/containerd"
 	mkdir -p "$d/root" "$d/state" "$d/opt"
-	cat >"$d/config.toml" <<-EOF
+	write_if_changed "$d/config.toml" <<-EOF
 		version = 2
 		root = "$d/root"
 		state = "$d/state"
@@ -206,7 +206,7 @@ import_images() {
 		fi
 		log "loading $img into the node's containerd"
 		mkdir -p "$CLUSTER_DIR/images"
-		"${BUILDAH[@]}" push --quiet "$img" "docker-archive:$CLUSTER_DIR/images/load.tar:$img" >/dev/null
+		tidy_buildah "${BUILDAH[@]}" push --quiet "$img" "docker-archive:$CLUSTER_DIR/images/load.tar:$img" >/dev/null
 		ctr_k8s images import --no-unpack=false "$CLUSTER_DIR/images/load.tar" >/dev/null
 		rm -f "$CLUSTER_DIR/images/load.tar"
 		echo "$id" >"$CLUSTER_DIR/images/${img//[\/:]/_}.id"
@@ -253,7 +253,8 @@ start_controllers() {
 		--bind-address=127.0.0.1 --leader-elect=false \
 		--service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
 		--cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-		--use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR"
+		--use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR" \
+		--flex-volume-plugin-dir="$CLUSTER_DIR/controller-manager/volume-plugins"
 	start_process kube-scheduler "$KUBE_BIN_DIR/kube-scheduler" \
 		--kubeconfig="$PKI/scheduler.kubeconfig" \
 		--authentication-kubeconfig="$PKI/scheduler.kubeconfig" \
@@ -266,7 +267,7 @@ start_controllers() {
 start_kubelet() {
 	local d="$CLUSTER_DIR/kubelet"
 	mkdir -p "$d/root" "$d/volume-plugins"
-	cat >"$d/config.yaml" <<-EOF
+	write_if_changed "$d/config.yaml" <<-EOF
 		apiVersion: kubelet.config.k8s.io/v1beta1
 		kind: KubeletConfiguration
 		address: $NODE_IP
@@ -300,6 +301,8 @@ start_kubelet() {
 	wait_for "node $NODE_NAME Ready" 90 node_ready
 }
 
+kube_proxy_synced() { iptables -w -S FORWARD | grep -q -- '-j KUBE-FORWARD'; }
+
 node_ready() {
 	[ "$(kubectl_dev get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
@@ -307,7 +310,7 @@ node_ready() {
 start_kube_proxy() {
 	local d="$CLUSTER_DIR/kube-proxy"
 	mkdir -p "$d"
-	cat >"$d/config.yaml" <<-EOF
+	write_if_changed "$d/config.yaml" <<-EOF
 		apiVersion: kubeproxy.config.k8s.io/v1alpha1
 		kind: KubeProxyConfiguration
 		clientConnection: {kubeconfig: $PKI/kube-proxy.kubeconfig}
@@ -336,7 +339,7 @@ pause_image() {
 	mkdir -p "$ctx"
 	gcc -Os -static -o "$ctx/pause" "$src"
 	printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' >"$ctx/Dockerfile"
-	"${BUILDAH[@]}" bud --quiet --runtime runc -t "$PAUSE_IMG" "$ctx" >/dev/null
+	tidy_buildah "${BUILDAH[@]}" "${BUILDAH_BUD[@]}" -t "$PAUSE_IMG" "$ctx" >/dev/null
 }
 
 up() {
@@ -358,7 +361,9 @@ up() {
 	start_controllers
 	start_kubelet
 	start_kube_proxy
-	wait_for "kube-proxy healthz" 30 curl -sf http://127.0.0.1:10256/healthz
+	# kube-proxy puts its jumps at the top of INPUT and FORWARD on its first sync; ours go
+	# back in front of them once it has (it never moves a jump that exists).
+	wait_for "kube-proxy rules" 60 kube_proxy_synced
 	ensure_first_jumps
 	wait_for "default ServiceAccount" 60 kubectl_dev -n default get serviceaccount default
 	log "cluster up in $((SECONDS - start))s; export KUBECONFIG=${KUBECONFIG_FILE}"
@@ -411,9 +416,8 @@ remove_chains() {
 		# Remove the rules that jump to them, then empty all of them (so that none is still
 		# referenced by another), then delete them.
 		for chain in "${chains[@]}"; do
-			$tool-save -t "$table" | grep -E -- "^-A .* -j $chain( |\$)" | sed 's/^-A/-D/' | while read -r rule; do
-				eval "$tool -w -t $table $rule" 2>/dev/null || true
-			done
+			{ $tool-save -t "$table" | grep -E -- "^-A .* -j $chain( |\$)" || true; } | sed 's/^-A/-D/' |
+				while read -r rule; do eval "$tool -w -t $table $rule" 2>/dev/null || true; done
 		done
 		for chain in "${chains[@]}"; do $tool -w -t "$table" -F "$chain" 2>/dev/null || true; done
 		for chain in "${chains[@]}"; do $tool -w -t "$table" -X "$chain" 2>/dev/null || true; done

@@ -147,15 +147,29 @@ func deleteRules(chain, containerID string) error {
 	}
 	tag := "coderun-isolate:" + containerID
 	for line := range strings.Lines(string(out)) {
-		fields := strings.Fields(line)
-		if len(fields) < 2 || fields[0] != "-A" || !slices.Contains(fields, tag) {
+		rule := ruleToDelete(line, tag)
+		if rule == nil {
 			continue
 		}
-		if err := iptables(append([]string{"-D"}, fields[1:]...)...); err != nil {
+		if err := iptables(rule...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ruleToDelete turns a line of `iptables -S` that carries tag into the arguments that delete
+// it, or returns nil. iptables -S quotes comments; our comments hold no spaces, so dropping
+// the quotes gives back the arguments the rule was added with.
+func ruleToDelete(line, tag string) []string {
+	fields := strings.Fields(line)
+	for i, f := range fields {
+		fields[i] = strings.Trim(f, `"`)
+	}
+	if len(fields) < 2 || fields[0] != "-A" || !slices.Contains(fields, tag) {
+		return nil
+	}
+	return append([]string{"-D"}, fields[1:]...)
 }
 
 func iptables(args ...string) error {

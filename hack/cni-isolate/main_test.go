@@ -70,3 +70,18 @@ func TestArgValue(t *testing.T) {
 		t.Fatalf("missing key = %q", got)
 	}
 }
+
+func TestRuleToDeleteMatchesIptablesOutput(t *testing.T) {
+	// What `iptables -S CODERUN-ISOLATE` prints for a rule added by isolationRules.
+	line := `-A CODERUN-ISOLATE -s 10.244.0.4/32 -m comment --comment "coderun-isolate:3209afa1" -j DROP` + "\n"
+	want := []string{"-D", "CODERUN-ISOLATE", "-s", "10.244.0.4/32", "-m", "comment", "--comment", "coderun-isolate:3209afa1", "-j", "DROP"}
+	if got := ruleToDelete(line, "coderun-isolate:3209afa1"); !slices.Equal(got, want) {
+		t.Fatalf("ruleToDelete = %q, want %q", got, want)
+	}
+	if got := ruleToDelete(line, "coderun-isolate:other"); got != nil {
+		t.Fatalf("a rule of another container was selected: %q", got)
+	}
+	if got := ruleToDelete("-N CODERUN-ISOLATE\n", "coderun-isolate:3209afa1"); got != nil {
+		t.Fatalf("the chain line was selected: %q", got)
+	}
+}
