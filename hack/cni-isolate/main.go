@@ -131,7 +131,7 @@ func podAddresses(raw json.RawMessage) ([]netip.Addr, error) {
 // isolationRules drops everything from and to each address; the comment names the
 // container so that DEL finds the rules again.
 func isolationRules(chain, containerID string, addrs []netip.Addr) [][]string {
-	var rules [][]string
+	rules := make([][]string, 0, 2*len(addrs))
 	for _, a := range addrs {
 		for _, dir := range []string{"-s", "-d"} {
 			rules = append(rules, []string{chain, dir, a.String() + "/32", "-m", "comment", "--comment", "coderun-isolate:" + containerID, "-j", "DROP"})
