@@ -1,0 +1,278 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/config"
+)
+
+// Outer bounds of limits that the CodeRun schema enforces; the operator's maxima are
+// usually lower and are checked too.
+var (
+	minMemory = resource.MustParse("16Mi")
+	minCPU    = resource.MustParse("10m")
+)
+
+const minTimeoutSeconds = 1
+
+// runRequestBody is the JSON body of /execute, /submit and /snippets. Pointers tell a
+// field left out from one given empty.
+type runRequestBody struct {
+	Code     *string      `json:"code"`
+	Stdin    *string      `json:"stdin"`
+	Language *string      `json:"language"`
+	Limits   *limitsInput `json:"limits"`
+}
+
+type limitsInput struct {
+	TimeoutSeconds *numberInput    `json:"timeout_seconds"`
+	Memory         *quantityString `json:"memory"`
+	CPU            *quantityString `json:"cpu"`
+}
+
+// quantityString holds a quantity as the client wrote it: "128Mi", "500m", or a bare
+// number such as 1 or 0.5. It is parsed during validation, so that a malformed quantity
+// gets a 422 naming the limit rather than a generic decoding error.
+type quantityString string
+
+func (q *quantityString) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		*q = quantityString(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(data, &n); err != nil {
+		return &json.UnmarshalTypeError{Value: jsonKind(data), Type: reflect.TypeFor[string]()}
+	}
+	*q = quantityString(n.String())
+	return nil
+}
+
+// numberInput is a JSON number as the client wrote it; only numbers are accepted.
+type numberInput json.Number
+
+func (n *numberInput) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || (data[0] != '-' && (data[0] < '0' || data[0] > '9')) {
+		return &json.UnmarshalTypeError{Value: jsonKind(data), Type: reflect.TypeFor[json.Number]()}
+	}
+	var num json.Number
+	if err := json.Unmarshal(data, &num); err != nil {
+		return &json.UnmarshalTypeError{Value: jsonKind(data), Type: reflect.TypeFor[json.Number]()}
+	}
+	*n = numberInput(num)
+	return nil
+}
+
+// runRequest is a validated request: the CodeRun spec to create.
+type runRequest struct {
+	Spec execv1alpha1.CodeRunSpec
+}
+
+// apiError is an error answer: an HTTP status and a sentence for a person.
+type apiError struct {
+	Status  int
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+func unprocessable(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusUnprocessableEntity, Message: fmt.Sprintf(format, args...)}
+}
+
+func tooLarge(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf(format, args...)}
+}
+
+// decodeBody decodes one JSON object from body into v, with errors that say what is wrong
+// in terms of the request: not JSON, not an object, a field of the wrong type, or
+// something after the object.
+func decodeBody(body []byte, v any) *apiError {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest(`the request body is empty; send a JSON object such as {"code": "print(1)"}`)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &typeErr) && typeErr.Field != "":
+			return badRequest("field %q must be %s, not %s", jsonPath(typeErr.Field), expected(typeErr), typeErr.Value)
+		case errors.As(err, &typeErr):
+			return badRequest("the request body must be a JSON object, not %s", typeErr.Value)
+		case errors.As(err, &syntaxErr):
+			return badRequest("the request body is not valid JSON: %s (at byte %d)", syntaxErr.Error(), syntaxErr.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return badRequest("the request body is not valid JSON: it ends in the middle of a value")
+		default:
+			return badRequest("the request body is not valid JSON: %s", err.Error())
+		}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("the request body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+// jsonPath turns the decoder's Go-ish field path ("Limits.timeout_seconds" in older Go,
+// "limits.timeout_seconds" in newer) into the request's JSON names.
+func jsonPath(field string) string {
+	return strings.ToLower(field[:1]) + field[1:]
+}
+
+func expected(e *json.UnmarshalTypeError) string {
+	t := e.Type
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == nil:
+		return "another type"
+	case t == reflect.TypeFor[json.Number]():
+		return "a number"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Struct, t.Kind() == reflect.Map:
+		return "an object"
+	default:
+		return "a " + t.String()
+	}
+}
+
+// jsonKind names the kind of a JSON value for error messages, as encoding/json does.
+func jsonKind(data []byte) string {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return "nothing"
+	}
+	switch data[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// parseSource validates code, stdin and language, shared by runs and snippets.
+func parseSource(b *runRequestBody) (execv1alpha1.CodeRunSpec, *apiError) {
+	var spec execv1alpha1.CodeRunSpec
+	if b.Code == nil {
+		return spec, badRequest(`field "code" is required: the Python program to run, as a string`)
+	}
+	if strings.TrimSpace(*b.Code) == "" {
+		return spec, unprocessable(`field "code" is empty: there is no program to run`)
+	}
+	if n := len(*b.Code); n > execv1alpha1.MaxSourceBytes {
+		return spec, tooLarge(`field "code" is %d bytes; at most %d bytes (64 KiB) are allowed`, n, execv1alpha1.MaxSourceBytes)
+	}
+	spec.Source = *b.Code
+	if b.Stdin != nil {
+		if n := len(*b.Stdin); n > execv1alpha1.MaxStdinBytes {
+			return spec, tooLarge(`field "stdin" is %d bytes; at most %d bytes (64 KiB) are allowed`, n, execv1alpha1.MaxStdinBytes)
+		}
+		spec.Stdin = *b.Stdin
+	}
+	spec.Language = execv1alpha1.LanguagePython
+	if b.Language != nil {
+		switch lang := strings.ToLower(strings.TrimSpace(*b.Language)); lang {
+		case "", "python", "python3":
+		default:
+			if len(lang) > 40 {
+				lang = lang[:40] + "..."
+			}
+			return spec, unprocessable(`unknown language %q: the only language is "python"`, lang)
+		}
+	}
+	return spec, nil
+}
+
+// parseRunRequest decodes and validates the body of /execute and /submit against the
+// operator's configuration (its maxima).
+func parseRunRequest(body []byte, cfg config.Config) (runRequest, *apiError) {
+	var b runRequestBody
+	if err := decodeBody(body, &b); err != nil {
+		return runRequest{}, err
+	}
+	spec, err := parseSource(&b)
+	if err != nil {
+		return runRequest{}, err
+	}
+	if b.Limits != nil {
+		limits, err := parseLimits(b.Limits, cfg.MaxLimits)
+		if err != nil {
+			return runRequest{}, err
+		}
+		spec.Limits = limits
+	}
+	return runRequest{Spec: spec}, nil
+}
+
+// parseLimits checks each limit against the schema's lower bound and the operator's
+// maximum, so that a request the operator would reject never becomes a CodeRun.
+func parseLimits(in *limitsInput, maxLimits execv1alpha1.Limits) (execv1alpha1.Limits, *apiError) {
+	var out execv1alpha1.Limits
+	if in.TimeoutSeconds != nil {
+		n, err := json.Number(*in.TimeoutSeconds).Int64()
+		if err != nil {
+			return out, unprocessable("limits.timeout_seconds must be a whole number of seconds, got %.40s", string(*in.TimeoutSeconds))
+		}
+		if n < minTimeoutSeconds || n > int64(*maxLimits.TimeoutSeconds) {
+			return out, unprocessable("limits.timeout_seconds %d is out of range: it must be from %d to the maximum of %d", n, minTimeoutSeconds, *maxLimits.TimeoutSeconds)
+		}
+		out.TimeoutSeconds = ptr.To(int32(n))
+	}
+	var err *apiError
+	if out.Memory, err = parseQuantity("memory", "128Mi", in.Memory, minMemory, *maxLimits.Memory); err != nil {
+		return out, err
+	}
+	if out.CPU, err = parseQuantity("cpu", "500m", in.CPU, minCPU, *maxLimits.CPU); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func parseQuantity(name, example string, in *quantityString, lo, hi resource.Quantity) (*resource.Quantity, *apiError) {
+	if in == nil {
+		return nil, nil
+	}
+	s := string(*in)
+	if len(s) > 40 {
+		return nil, unprocessable("limits.%s is not a quantity such as %q", name, example)
+	}
+	q, err := resource.ParseQuantity(strings.TrimSpace(s))
+	if err != nil {
+		return nil, unprocessable("limits.%s %q is not a quantity such as %q", name, s, example)
+	}
+	if q.Cmp(lo) < 0 {
+		return nil, unprocessable("limits.%s %s is below the minimum of %s", name, s, lo.String())
+	}
+	if q.Cmp(hi) > 0 {
+		return nil, unprocessable("limits.%s %s is above the maximum of %s", name, s, hi.String())
+	}
+	return &q, nil
+}

@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// page is the built browser page.
+type page struct {
+	files fs.FS  // nil when not built
+	index []byte // index.html
+	etag  string
+}
+
+func loadPage(files fs.FS) (*page, error) {
+	if files == nil {
+		return &page{}, nil
+	}
+	index, err := fs.ReadFile(files, "index.html")
+	if errors.Is(err, fs.ErrNotExist) {
+		return &page{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the page's index.html: %w", err)
+	}
+	sum := sha256.Sum256(index)
+	return &page{files: files, index: index, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}, nil
+}
+
+const notBuilt = "The web page is not built into this binary. Run `make web` (npm), then rebuild the service.\n" +
+	"The HTTP API (POST /execute, POST /submit, ...) works without it.\n"
+
+// index serves index.html for / and for share links (/s/<id>); the page then reads the
+// snippet from /snippets/<id>. It is revalidated on every load, so a new version of the
+// service is picked up at once, while its hashed assets are cached for good.
+func (s *Server) index(c *gin.Context) {
+	if s.page.files == nil {
+		c.Header("Cache-Control", "no-store")
+		c.Data(http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte(notBuilt))
+		return
+	}
+	c.Header("Cache-Control", "no-cache")
+	c.Header("ETag", s.page.etag)
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Referrer-Policy", "same-origin")
+	if match := c.GetHeader("If-None-Match"); match != "" && strings.Contains(match, s.page.etag) {
+		c.Status(http.StatusNotModified)
+		return
+	}
+	c.Data(http.StatusOK, "text/html; charset=utf-8", s.page.index)
+}
+
+// asset serves a file under assets/. Vite names them by content hash, so they never change
+// and may be cached for a year.
+func (s *Server) asset(c *gin.Context) {
+	name := "assets/" + strings.TrimPrefix(c.Param("path"), "/")
+	if !s.serveFile(c, name, "public, max-age=31536000, immutable") {
+		s.fail(c, http.StatusNotFound, "no such asset: "+truncate(c.Request.URL.Path, 200))
+	}
+}
+
+// noRoute serves other files at the root of the page (favicon and the like), and answers
+// 404 JSON for anything else.
+func (s *Server) noRoute(c *gin.Context) {
+	m := c.Request.Method
+	if m == http.MethodGet || m == http.MethodHead {
+		name := strings.TrimPrefix(c.Request.URL.Path, "/")
+		if !strings.Contains(name, "/") && name != "index.html" && s.serveFile(c, name, "public, max-age=3600") {
+			return
+		}
+	}
+	s.fail(c, http.StatusNotFound, "no such route: "+m+" "+truncate(c.Request.URL.Path, 200))
+}
+
+// serveFile serves the regular file name of the page, and reports whether there was one.
+func (s *Server) serveFile(c *gin.Context, name, cacheControl string) bool {
+	if s.page.files == nil || !fs.ValidPath(name) || path.Clean(name) != name {
+		return false
+	}
+	info, err := fs.Stat(s.page.files, name)
+	if err != nil || !info.Mode().IsRegular() {
+		return false
+	}
+	data, err := fs.ReadFile(s.page.files, name)
+	if err != nil {
+		return false
+	}
+	c.Header("Cache-Control", cacheControl)
+	c.Header("X-Content-Type-Options", "nosniff")
+	// ServeContent sets the type from the extension, and answers HEAD and ranges.
+	http.ServeContent(c.Writer, c.Request, name, info.ModTime(), bytes.NewReader(data))
+	return true
+}
