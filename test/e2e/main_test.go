@@ -16,7 +16,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -137,6 +136,9 @@ func randomID() string {
 func waitForOperator(ctx context.Context) error {
 	var last error
 	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+		// A cluster that is restarting may hold a request open: give each check its own bound.
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		var ns corev1.Namespace
 		if last = k8s.Get(ctx, client.ObjectKey{Name: runsNamespace}, &ns); last != nil {
 			return false, nil
@@ -154,7 +156,7 @@ func waitForOperator(ctx context.Context) error {
 		return false, nil
 	})
 	if err != nil {
-		return errors.Join(err, last)
+		return fmt.Errorf("%w (last check: %v)", err, last)
 	}
 	return nil
 }

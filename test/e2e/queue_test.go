@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -130,6 +131,7 @@ func TestTwentyRunsAtOnce(t *testing.T) {
 	finishedAfter := map[string]time.Duration{}
 	phase := map[string]execv1alpha1.CodeRunPhase{}
 	queued := map[string]bool{}
+	var admitted []string // runs in the order the watch saw them leave the queue
 	maxRunning := 0
 	handleRun := func(e watch.Event) (bool, error) {
 		run, ok := e.Object.(*execv1alpha1.CodeRun)
@@ -142,6 +144,8 @@ func TestTwentyRunsAtOnce(t *testing.T) {
 		phase[run.Name] = run.Status.Phase
 		if run.Status.Phase == execv1alpha1.PhaseQueued {
 			queued[run.Name] = true
+		} else if run.Status.Phase != "" && !slices.Contains(admitted, run.Name) {
+			admitted = append(admitted, run.Name)
 		}
 		running := 0
 		for _, p := range phase {
@@ -205,6 +209,22 @@ func TestTwentyRunsAtOnce(t *testing.T) {
 	}
 	if len(queued) == 0 && n > limit {
 		t.Errorf("no run was ever in phase Queued, though %d runs exceed the %d slots", n, limit)
+	}
+	// Oldest first: kubectl created the runs in order, so a run can be overtaken only by
+	// younger runs admitted in the same round, when several slots freed at once.
+	if len(admitted) != n {
+		t.Errorf("saw %d of %d runs leave the queue", len(admitted), n)
+	}
+	for pos, name := range admitted {
+		overtaken := 0
+		for _, earlier := range admitted[:pos] {
+			if number[earlier] > number[name] {
+				overtaken++
+			}
+		}
+		if overtaken >= limit {
+			t.Errorf("%s was admitted as number %d, after %d younger runs: the queue is not oldest first (order %v)", name, pos+1, overtaken, admitted)
+		}
 	}
 	for _, name := range names {
 		if got := len(pods.podsOf[name]); got != 1 {
