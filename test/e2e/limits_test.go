@@ -3,12 +3,16 @@
 package e2e
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 )
@@ -118,5 +122,30 @@ func TestOutputFlood(t *testing.T) {
 	// Stopped as soon as it passed the limit, not at its 30 s timeout.
 	if res.WallTime == nil || res.WallTime.Duration > 10*time.Second {
 		t.Errorf("wall time %s, want the program stopped within seconds", durationString(res.WallTime))
+	}
+}
+
+// TestRejected: a run asking for more than the operator's maximum fails at once with
+// reason Rejected, naming the limit, and never gets a Job.
+func TestRejected(t *testing.T) {
+	t.Parallel()
+	tooLong := *operatorConfig.MaxLimits.TimeoutSeconds + 1
+	if tooLong > 3600 {
+		t.Skipf("the operator's maximum timeout (%ds) is the schema's: no run can exceed it", tooLong-1)
+	}
+	run := runProgram(t, "rejected", execv1alpha1.CodeRunSpec{Source: "print('never runs')\n", Limits: timeout(tooLong)})
+	expectEnd(t, run, execv1alpha1.PhaseFailed, execv1alpha1.ReasonRejected, nil)
+	res := run.Status.Result
+	if res.ExitCode != nil || res.Output != "" || !strings.Contains(res.Message, "timeoutSeconds") {
+		t.Errorf("exit code %s, output %q, message %q: want no exit code, no output and a message naming timeoutSeconds", ptrString(res.ExitCode), res.Output, res.Message)
+	}
+	var jobs batchv1.JobList
+	if err := k8s.List(context.Background(), &jobs, client.InNamespace(runsNamespace)); err != nil {
+		t.Fatalf("listing Jobs: %v", err)
+	}
+	for _, job := range jobs.Items {
+		if metav1.IsControlledBy(&job, run) {
+			t.Errorf("the rejected run has Job %s", job.Name)
+		}
 	}
 }
