@@ -22,7 +22,8 @@ KIND_CLUSTER ?= coderun
 
 # The local cluster (hack/local-cluster.sh) keeps all its state in .dev/.
 DEV_KUBECONFIG ?= $(CURDIR)/.dev/kubeconfig
-export KUBE_VERSION ETCD_VERSION KUBE_BIN_DIR IMG_TAG
+DEV_WEB_PORT ?= 8080
+export KUBE_VERSION ETCD_VERSION KUBE_BIN_DIR IMG_TAG DEV_WEB_PORT
 
 GO ?= go
 # buildah here (no Docker engine); CONTAINER_TOOL=docker CONTAINER_BUILD=build elsewhere.
@@ -85,8 +86,25 @@ lint: golangci-lint ## Run golangci-lint (.golangci.yml).
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: verify-generated verify-fmt verify-tidy vet lint envtest-assets ## Check generated files and lint, then run unit, runner and envtest suites.
+test: verify-generated verify-fmt verify-tidy vet lint envtest-assets test-web ## Check generated files and lint, then run the page's, unit, runner and envtest suites.
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" $(GO) test ./... -race -count=1 -timeout 20m
+
+# The browser page (web/): npm ci only when package-lock.json changed, Vite only when a source did.
+WEB_SOURCES = $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/package.json -type f 2>/dev/null)
+
+web/node_modules/.installed: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
+	cd web && npm run build
+
+.PHONY: web
+web: web/dist/index.html ## Build the browser page (TypeScript, React, Vite) into web/dist, embedded in the front binary.
+
+.PHONY: test-web
+test-web: web/node_modules/.installed ## Type-check the page and run its unit tests (Vitest).
+	cd web && npm run typecheck && npm test
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
@@ -96,19 +114,22 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 ##@ Build
 
 .PHONY: build
-build: ## Build the operator and runner binaries into bin/.
+build: web ## Build the operator, runner and front binaries into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(LOCALBIN)/coderun-operator ./cmd
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(LOCALBIN)/coderun-runner ./cmd/runner
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(LOCALBIN)/coderun-front ./cmd/front
 
 .PHONY: image-binaries
-image-binaries: ## Build the static runner and operator binaries into their images' build contexts.
+image-binaries: web ## Build the static runner, operator and front binaries into their images' build contexts.
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w" -o images/python/coderun-runner ./cmd/runner
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w" -o images/operator/coderun-operator ./cmd
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w" -o images/front/coderun-front ./cmd/front
 
 .PHONY: images
-images: image-binaries ## Build the runner and operator images with buildah (or docker: CONTAINER_TOOL=docker).
+images: image-binaries ## Build the runner, operator and front images with buildah (or docker: CONTAINER_TOOL=docker).
 	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(RUNNER_IMG) images/python
 	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(OPERATOR_IMG) images/operator
+	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(FRONT_IMG) images/front
 
 ##@ Local cluster (no Docker engine or registry needed; root)
 
@@ -120,7 +141,7 @@ kube-binaries: ## Build etcd and every Kubernetes component from the Go module p
 dev: kube-binaries ## Start the local cluster, build and load the images, deploy coderun and leave it running.
 	hack/host-tools.sh
 	hack/local-cluster.sh up
-	hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG)
+	hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
 	hack/dev-deploy.sh
 	@hack/dev-info.sh
 
@@ -133,8 +154,10 @@ dev-clean: ## dev-down, and also remove the cached images in .dev/cache.
 	hack/local-cluster.sh clean
 
 .PHONY: test-e2e
-test-e2e: dev ## Run the end-to-end suite (test/e2e) against the local cluster, bringing it up if needed.
-	KUBECONFIG=$(DEV_KUBECONFIG) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
+test-e2e: dev ## Run the end-to-end suites (test/e2e, then the page in Chromium) against the local cluster, bringing it up if needed.
+	KUBECONFIG=$(DEV_KUBECONFIG) FRONT_URL=http://127.0.0.1:$(DEV_WEB_PORT) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
+	hack/host-tools.sh chromium
+	cd web && BASE_URL=http://127.0.0.1:$(DEV_WEB_PORT) ARTIFACTS_DIR=$(CURDIR)/test/artifacts/browser npm run test:browser
 
 .PHONY: bench
 bench: dev ## Compare a CodeRun with a plain Job running the same python3 on the local cluster.
@@ -148,7 +171,7 @@ kind-up: kind ## Create a kind cluster named $(KIND_CLUSTER).
 
 .PHONY: kind-load
 kind-load: kind ## Load the images (build them with `make images CONTAINER_TOOL=docker CONTAINER_BUILD=build`) into kind.
-	$(KIND) load docker-image --name $(KIND_CLUSTER) $(RUNNER_IMG) $(OPERATOR_IMG)
+	$(KIND) load docker-image --name $(KIND_CLUSTER) $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
 
 .PHONY: kind-down
 kind-down: kind ## Delete the kind cluster.
