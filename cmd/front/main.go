@@ -98,16 +98,18 @@ func main() {
 	ctrl.SetLogger(logr.FromSlogHandler(handler))
 	klog.SetSlogLogger(log)
 
-	if err := run(f, log); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err = run(ctx, f, log, nil)
+	stop()
+	if err != nil {
 		log.Error("coderun-front stopped", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(f flags, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
+// run serves until ctx ends (SIGTERM), then shuts down gracefully. listening, if not nil,
+// is told the address once the service accepts connections.
+func run(ctx context.Context, f flags, log *slog.Logger, listening func(net.Addr)) error {
 	cfg, err := config.Load(f.operatorConfig)
 	if err != nil {
 		return fmt.Errorf("loading the operator's configuration: %w", err)
@@ -185,6 +187,9 @@ func run(f flags, log *slog.Logger) error {
 	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
+	if listening != nil {
+		listening(ln.Addr())
+	}
 	log.Info("coderun-front serving", "address", ln.Addr().String(), "namespace", f.namespace,
 		"database", databaseKind(f.database), "maxPending", f.maxPending, "maxBound", api.MaxBound().String(),
 		"defaultLimits", cfg.DefaultLimits, "maxLimits", cfg.MaxLimits, "page", web.Built())

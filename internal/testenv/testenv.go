@@ -7,8 +7,11 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,9 +20,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,4 +111,60 @@ func Namespace(t testing.TB) string {
 		t.Fatalf("creating namespace: %v", err)
 	}
 	return ns.Name
+}
+
+// Kubeconfig writes a kubeconfig for a user of the shared API server with the given name
+// and groups, authorised only by the RBAC objects that apply to them, and returns its path.
+func Kubeconfig(t testing.TB, user string, groups ...string) string {
+	t.Helper()
+	Start(t)
+	u, err := env.AddUser(envtest.User{Name: user, Groups: groups}, nil)
+	if err != nil {
+		t.Fatalf("adding user %s to envtest: %v", user, err)
+	}
+	data, err := u.KubeConfig()
+	if err != nil {
+		t.Fatalf("kubeconfig of %s: %v", user, err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Apply creates every object of a multi-document YAML file of the repository (path from
+// its top folder), tolerating objects that already exist.
+func Apply(t testing.TB, path string) {
+	t.Helper()
+	_, c := Start(t)
+	data, err := os.ReadFile(filepath.Join(repoRoot(), path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		obj := &unstructured.Unstructured{}
+		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
+			return
+		} else if err != nil {
+			t.Fatalf("decoding %s: %v", path, err)
+		}
+		if len(obj.Object) == 0 {
+			continue
+		}
+		if err := c.Create(context.Background(), obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("creating %s %s from %s: %v", obj.GetKind(), obj.GetName(), path, err)
+		}
+	}
+}
+
+// EnsureNamespace creates the namespace name unless it exists.
+func EnsureNamespace(t testing.TB, name string) {
+	t.Helper()
+	_, c := Start(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
 }

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Stop()
+	os.Exit(code)
+}
+
+func TestParseFlags(t *testing.T) {
+	t.Setenv("CODERUN_MAX_PENDING", "7")
+	t.Setenv("CODERUN_DATABASE", "postgres://front@db/coderun")
+	f, err := parseFlags(flag.NewFlagSet("front", flag.ContinueOnError), []string{"--namespace=runs", "--max-pending=9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flags win over the environment; the environment over defaults.
+	if f.namespace != "runs" || f.maxPending != 9 || f.database != "postgres://front@db/coderun" || f.listenAddress != ":8080" || f.maxBodyBytes != 256<<10 {
+		t.Errorf("flags %+v", f)
+	}
+	for _, args := range [][]string{{"--max-pending=0"}, {"--queue-wait=-1s"}, {"--max-body-bytes=10"}, {"--nope"}} {
+		if _, err := parseFlags(flag.NewFlagSet("front", flag.ContinueOnError), args); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	t.Setenv("CODERUN_MAX_PENDING", "many")
+	if _, err := parseFlags(flag.NewFlagSet("front", flag.ContinueOnError), nil); err == nil || !strings.Contains(err.Error(), "CODERUN_MAX_PENDING") {
+		t.Errorf("a bad environment variable: %v", err)
+	}
+}
+
+const frontUser = "system:serviceaccount:coderun-system:coderun-front"
+
+// TestServiceWithShippedRBAC runs the whole service as its ServiceAccount, authorised by
+// nothing but config/runs/front_rbac.yaml, against a real API server: it becomes ready,
+// runs a program (the test plays the operator), saves a submission, stops on its signal,
+// and after a restart on the same SQLite file still has the submission.
+func TestServiceWithShippedRBAC(t *testing.T) {
+	testenv.EnsureNamespace(t, "coderun-runs")
+	testenv.Apply(t, "config/runs/front_rbac.yaml")
+	kubeconfig := testenv.Kubeconfig(t, frontUser, "system:serviceaccounts", "system:serviceaccounts:coderun-system", "system:authenticated")
+	t.Setenv("KUBECONFIG", kubeconfig)
+	testenv.RunOperator(t, "coderun-runs", func(run *execv1alpha1.CodeRun) testenv.Behaviour {
+		return testenv.Behaviour{Result: testenv.Completed("Hello, World!\n")}
+	})
+
+	f, err := parseFlags(flag.NewFlagSet("front", flag.ContinueOnError), []string{
+		"--listen-address=127.0.0.1:0",
+		"--database=" + filepath.Join(t.TempDir(), "coderun.db"),
+		"--operator-config=../../config/manager/operator-config.yaml",
+		"--run-retention=1h",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	base, stop := start(t, f)
+	waitReady(t, base)
+	var out struct {
+		Output       string `json:"output"`
+		ExitCode     *int   `json:"exit_code"`
+		SubmissionID int64  `json:"submission_id"`
+		Name         string `json:"name"`
+	}
+	post(t, base+"/submit", `{"code": "print('Hello, World!')"}`, &out)
+	if out.Output != "Hello, World!\n" || out.ExitCode == nil || *out.ExitCode != 0 || out.SubmissionID != 1 {
+		t.Fatalf("/submit answered %+v", out)
+	}
+	// Limits above the shipped maxima are refused before any CodeRun exists.
+	resp, err := http.Post(base+"/execute", "application/json", strings.NewReader(`{"code": "x", "limits": {"memory": "4Gi"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "maximum of 1Gi") {
+		t.Errorf("4Gi: %d %s", resp.StatusCode, body)
+	}
+	stop()
+
+	// The same identity can do nothing else.
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for what, err := range map[string]error{
+		"list pods in coderun-runs":          front.List(ctx, &corev1.PodList{}, client.InNamespace("coderun-runs")),
+		"list CodeRuns in default":           front.List(ctx, &execv1alpha1.CodeRunList{}, client.InNamespace("default")),
+		"update a CodeRun's status":          front.Status().Update(ctx, &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: out.Name, Namespace: "coderun-runs"}, Spec: execv1alpha1.CodeRunSpec{Source: "x"}}),
+		"create a ConfigMap in coderun-runs": front.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "coderun-runs"}}),
+	} {
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("the front's ServiceAccount may %s (err %v)", what, err)
+		}
+	}
+
+	// A restart on the same file: the submission is still there.
+	base, stop = start(t, f)
+	defer stop()
+	waitReady(t, base)
+	var sub struct {
+		ID     int64  `json:"id"`
+		Output string `json:"output"`
+		Name   string `json:"name"`
+	}
+	get(t, base+"/submissions/1", &sub)
+	if sub.ID != 1 || sub.Output != "Hello, World!\n" || sub.Name != out.Name {
+		t.Errorf("after a restart: %+v", sub)
+	}
+}
+
+// start runs the service in this process until stop is called; stop checks that it
+// shut down cleanly.
+func start(t *testing.T, f flags) (base string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	go func() { done <- run(ctx, f, log, func(a net.Addr) { addr <- a }) }()
+	select {
+	case a := <-addr:
+		base = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("the service did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the service did not listen within 30s")
+	}
+	stopped := false
+	return base, func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the service stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the service did not stop within 30s of its signal")
+		}
+	}
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		last = string(b)
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("not ready within 30s: %s", last)
+	}
+}
+
+func post(t *testing.T, url, body string, out any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode(t, resp, out)
+}
+
+func get(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode(t, resp, out)
+}
+
+func decode(t *testing.T, resp *http.Response, out any) {
+	t.Helper()
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %d %s", resp.Request.Method, resp.Request.URL, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+}
