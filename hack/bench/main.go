@@ -5,6 +5,9 @@
 // has Succeeded. The two alternate, one pair per iteration with the order swapped each
 // time, so that both see the same cluster. It prints min/median/max of each, the ratio of
 // the medians and a verdict against the goal (a CodeRun may take at most 1.25 times a Job).
+// For information it also times each Job until its pod's status shows the container ended,
+// the moment the operator reacts to (the kubelet marks a pod Succeeded a second or so
+// later, after tearing it down).
 //
 // It creates a namespace for the Jobs (without Pod Security restrictions, like any user
 // namespace) and the CodeRuns in the runs namespace, and deletes all of them when it ends,
@@ -115,15 +118,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	var jobTimes, runTimes []time.Duration
+	var jobTimes, exitTimes, runTimes []time.Duration
 	for i := 1 - o.warmup; i <= o.n; i++ {
 		label := fmt.Sprintf("[%2d/%d]", i, o.n)
 		if i <= 0 {
 			label = "[warm-up]"
 		}
-		var jobTime, runTime time.Duration
+		var jobTime, exitTime, runTime time.Duration
 		var queued bool
-		measureJob := func() (err error) { jobTime, err = b.timeJob(ctx, i+o.warmup); return err }
+		measureJob := func() (err error) { jobTime, exitTime, err = b.timeJob(ctx, i+o.warmup); return err }
 		measureRun := func() (err error) { runTime, queued, err = b.timeCodeRun(ctx, i+o.warmup); return err }
 		// Alternate which goes first, so that neither always runs on a just-busied node.
 		first, second := measureJob, measureRun
@@ -141,17 +144,20 @@ func run(ctx context.Context, o options) error {
 			// Another client's runs held every slot: this time includes waiting for one.
 			note = "   (the CodeRun was queued behind other runs)"
 		}
-		fmt.Printf("%-9s job %7.3fs   coderun %7.3fs%s\n", label, jobTime.Seconds(), runTime.Seconds(), note)
+		fmt.Printf("%-9s job %7.3fs (container ended %7.3fs)   coderun %7.3fs%s\n", label, jobTime.Seconds(), exitTime.Seconds(), runTime.Seconds(), note)
 		if i > 0 {
 			jobTimes = append(jobTimes, jobTime)
+			exitTimes = append(exitTimes, exitTime)
 			runTimes = append(runTimes, runTime)
 		}
 	}
 
 	jobMin, jobMed, jobMax := summary(jobTimes)
+	exitMin, exitMed, exitMax := summary(exitTimes)
 	runMin, runMed, runMax := summary(runTimes)
 	fmt.Printf("\n%-40s %8s %8s %8s\n", fmt.Sprintf("n=%d", o.n), "min", "median", "max")
 	fmt.Printf("%-40s %7.3fs %7.3fs %7.3fs\n", "plain Job (create -> pod Succeeded)", jobMin.Seconds(), jobMed.Seconds(), jobMax.Seconds())
+	fmt.Printf("%-40s %7.3fs %7.3fs %7.3fs\n", "  its container ended (pod status)", exitMin.Seconds(), exitMed.Seconds(), exitMax.Seconds())
 	fmt.Printf("%-40s %7.3fs %7.3fs %7.3fs\n", "CodeRun (create -> status.result)", runMin.Seconds(), runMed.Seconds(), runMax.Seconds())
 	ratio := runMed.Seconds() / jobMed.Seconds()
 	verdict := "MEETS"
@@ -159,6 +165,10 @@ func run(ctx context.Context, o options) error {
 		verdict = "MISSES"
 	}
 	fmt.Printf("ratio of medians CodeRun/Job: %.2f\n", ratio)
+	// The kubelet reports a pod Succeeded only after tearing it down, a second or so after
+	// its container ended; the operator records the result as soon as the container ends.
+	// Against that earlier moment the ratio shows the operator's own cost more closely.
+	fmt.Printf("ratio of medians CodeRun/Job's container ended: %.2f (for information)\n", runMed.Seconds()/exitMed.Seconds())
 	fmt.Printf("verdict: %s the goal (ratio %.2f, goal <= %.2f)\n", verdict, ratio, o.goal)
 	return nil
 }
@@ -237,8 +247,9 @@ func (b *bench) cleanup() {
 }
 
 // timeJob creates the Job `kubectl create job bench-N --image=IMAGE -- python3 -c "print(1)"`
-// would create and returns the time until its pod is Succeeded.
-func (b *bench) timeJob(ctx context.Context, n int) (time.Duration, error) {
+// would create and returns the time until its pod is Succeeded, and until the pod's status
+// first showed its container ended.
+func (b *bench) timeJob(ctx context.Context, n int) (succeeded, ended time.Duration, err error) {
 	name := fmt.Sprintf("bench-%d", n)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.benchNamespace},
@@ -260,16 +271,21 @@ func (b *bench) timeJob(ctx context.Context, n int) (time.Duration, error) {
 		Namespace: b.benchNamespace, LabelSelector: labels.SelectorFromSet(labels.Set{jobNameLabel: name}),
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	start := time.Now()
-	if err := b.c.Create(ctx, job); err != nil {
-		return 0, fmt.Errorf("creating Job %s: %w", name, err)
+	if err = b.c.Create(ctx, job); err != nil {
+		return 0, 0, fmt.Errorf("creating Job %s: %w", name, err)
 	}
 	_, err = watchtools.Until(ctx, rv, w, func(e watch.Event) (bool, error) {
 		pod, ok := e.Object.(*corev1.Pod)
 		if !ok {
 			return false, nil
+		}
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.State.Terminated != nil && ended == 0 {
+				ended = time.Since(start)
+			}
 		}
 		switch pod.Status.Phase {
 		case corev1.PodSucceeded:
@@ -279,11 +295,11 @@ func (b *bench) timeJob(ctx context.Context, n int) (time.Duration, error) {
 		}
 		return false, nil
 	})
-	took := time.Since(start)
+	succeeded = time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("waiting for the pod of Job %s/%s to succeed: %w", b.benchNamespace, name, err)
+		return 0, 0, fmt.Errorf("waiting for the pod of Job %s/%s to succeed: %w", b.benchNamespace, name, err)
 	}
-	return took, nil
+	return succeeded, ended, nil
 }
 
 // timeCodeRun creates a CodeRun of print(1) and returns the time until its status has a
