@@ -37,7 +37,7 @@ func (s *Server) listSubmissions(c *gin.Context) {
 	for i := range subs {
 		out = append(out, submissionFor(&subs[i]))
 	}
-	c.JSON(http.StatusOK, gin.H{"submissions": out, "page": page, "per_page": perPage, "total": total})
+	c.PureJSON(http.StatusOK, gin.H{"submissions": out, "page": page, "per_page": perPage, "total": total})
 }
 
 // queryInt reads an integer query parameter from lo to hi, or def when it is absent.
@@ -68,7 +68,7 @@ func (s *Server) getSubmission(c *gin.Context) {
 		s.dbFailed(c, dbErr)
 		return
 	}
-	c.JSON(http.StatusOK, submissionFor(sub))
+	c.PureJSON(http.StatusOK, submissionFor(sub))
 }
 
 type snippetJSON struct {
@@ -121,7 +121,7 @@ func (s *Server) getSnippet(c *gin.Context) {
 		s.dbFailed(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, snippetJSON{
+	c.PureJSON(http.StatusOK, snippetJSON{
 		ID: sn.ID, Code: sn.Code, Stdin: sn.Stdin, Language: sn.Language,
 		CreatedAt: sn.CreatedAt.UTC().Format("2006-01-02T15:04:05.999999Z07:00"),
 	})

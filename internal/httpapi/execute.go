@@ -37,7 +37,7 @@ func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
 
 func (s *Server) execute(c *gin.Context) {
 	if _, resp, ok := s.run(c); ok {
-		c.JSON(http.StatusOK, resp)
+		c.PureJSON(http.StatusOK, resp)
 	}
 }
 
@@ -62,7 +62,7 @@ func (s *Server) submit(c *gin.Context) {
 		id = sub.ID
 	}
 	resp.SubmissionID = &id
-	c.JSON(http.StatusOK, resp)
+	c.PureJSON(http.StatusOK, resp)
 }
 
 // run validates the request, runs the program and returns its answer; when ok is false

@@ -28,6 +28,9 @@ func (s *Server) requestID(c *gin.Context) {
 	}
 	c.Set(requestIDKey, id)
 	c.Header(requestIDHeader, id)
+	// Answers are JSON (written without HTML escaping, so curl shows "<" as is) or the
+	// page's own files: browsers must not guess other types.
+	c.Header("X-Content-Type-Options", "nosniff")
 	c.Next()
 }
 

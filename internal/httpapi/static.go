@@ -50,7 +50,6 @@ func (s *Server) index(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-cache")
 	c.Header("ETag", s.page.etag)
-	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Referrer-Policy", "same-origin")
 	if match := c.GetHeader("If-None-Match"); match != "" && strings.Contains(match, s.page.etag) {
 		c.Status(http.StatusNotModified)
@@ -95,7 +94,6 @@ func (s *Server) serveFile(c *gin.Context, name, cacheControl string) bool {
 		return false
 	}
 	c.Header("Cache-Control", cacheControl)
-	c.Header("X-Content-Type-Options", "nosniff")
 	// ServeContent sets the type from the extension, and answers HEAD and ranges.
 	http.ServeContent(c.Writer, c.Request, name, info.ModTime(), bytes.NewReader(data))
 	return true
