@@ -239,7 +239,8 @@ func (c *Client) finished(ctx context.Context, run *execv1alpha1.CodeRun) (*exec
 
 func (c *Client) afterResult(run *execv1alpha1.CodeRun) {
 	if c.retention == 0 {
-		c.delete(run, "its result was read")
+		// Off the request's path: the answer need not wait for the delete.
+		go c.delete(run, "its result was read")
 	}
 }
 
