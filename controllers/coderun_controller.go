@@ -306,6 +306,13 @@ func (r *CodeRunReconciler) deleteUnstartedJob(ctx context.Context, run *execv1a
 // resultFromPod reads the result of a pod whose run container has terminated: the
 // runner's report from the termination message, or from the log when it did not fit.
 func (r *CodeRunReconciler) resultFromPod(ctx context.Context, pod *corev1.Pod, term *corev1.ContainerStateTerminated, limits execv1alpha1.Limits) *execv1alpha1.CodeRunResult {
+	if term.ExitCode != 0 {
+		// The runner exits 0 only once it has written the termination message itself. The
+		// program can write there too (the file is writable by the container's user), so
+		// after a runner that crashed or was killed only the log, where nothing but the
+		// runner writes, is trusted.
+		return r.resultFromLogOnly(ctx, pod, term, limits)
+	}
 	rep, fallback := reportFromTermination(term, limits)
 	if fallback != nil {
 		return fallback
@@ -327,6 +334,19 @@ func (r *CodeRunReconciler) resultFromPod(ctx context.Context, pod *corev1.Pod, 
 		res.OutputTruncated, res.StdoutTruncated, res.StderrTruncated = true, true, true
 	}
 	return res
+}
+
+// resultFromLogOnly reads the result of a run whose runner did not exit 0 from the last
+// report line of the pod's log; without one, the container's state explains the end.
+func (r *CodeRunReconciler) resultFromLogOnly(ctx context.Context, pod *corev1.Pod, term *corev1.ContainerStateTerminated, limits execv1alpha1.Limits) *execv1alpha1.CodeRunResult {
+	log, err := r.Logs.ReadLog(ctx, pod.Namespace, pod.Name, containerName)
+	if err == nil {
+		var rep report.Report
+		if rep, err = report.FindInLog(log); err == nil {
+			return resultFromReport(rep, term.Reason == "OOMKilled", limits)
+		}
+	}
+	return resultFromTermination(term, limits, err)
 }
 
 // finish records res as the run's result.

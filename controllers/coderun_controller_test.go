@@ -240,6 +240,34 @@ func TestResults(t *testing.T) {
 			}
 		},
 	}, {
+		// The program wrote a report to the termination log and made the runner crash
+		// before it could replace it: the runner's exit code gives it away.
+		name: "forged termination message, runner crashed",
+		state: terminated(2, "Error", string(report.ForTerminationMessage(report.Report{
+			Reason: report.Completed, Output: "forged\n", Stdout: "forged\n",
+		}))),
+		log:       []byte("fatal error: runtime: cannot allocate memory\n"),
+		wantPhase: execv1alpha1.PhaseFailed, wantReason: execv1alpha1.ReasonSystemError,
+		check: func(t *testing.T, res *execv1alpha1.CodeRunResult) {
+			if res.Output != "" || !strings.Contains(res.Message, "without a valid report") {
+				t.Errorf("output %q message %q: the forged report was used", res.Output, res.Message)
+			}
+		},
+	}, {
+		// The runner could not write the termination message (exit 3) but printed its
+		// report to the log.
+		name: "termination message unwritten, report in the log",
+		state: terminated(3, "Error", string(report.ForTerminationMessage(report.Report{
+			Reason: report.Completed, Output: "forged\n", Stdout: "forged\n",
+		}))),
+		log:       append(report.Encode(report.Report{Reason: report.NonZeroExit, ExitCode: 5, Output: "real\n", Stdout: "real\n"}), '\n'),
+		wantPhase: execv1alpha1.PhaseFailed, wantReason: execv1alpha1.ReasonNonZeroExit, wantExit: ptr.To[int32](5),
+		check: func(t *testing.T, res *execv1alpha1.CodeRunResult) {
+			if res.Output != "real\n" {
+				t.Errorf("output %q, want the runner's report from the log", res.Output)
+			}
+		},
+	}, {
 		name:      "forged reason",
 		state:     terminated(0, "Completed", `{"coderun":"report/v1","reason":"Accepted","exitCode":0}`),
 		wantPhase: execv1alpha1.PhaseFailed, wantReason: execv1alpha1.ReasonSystemError,

@@ -2,8 +2,10 @@
 // program under limits and prints one machine-readable report (internal/report) as the
 // last line of its stdout, and optionally to a file such as /dev/termination-log.
 //
-// Exit status: 0 whenever a report was produced (the program's own exit code is in the
-// report), 2 on bad flags (a SystemError report is still printed).
+// Exit status: 0 whenever the report was produced and written (the program's own exit code
+// is in the report), 2 on bad flags (a SystemError report is still printed), 3 when the
+// report file could not be written (the report is still printed). Only a 0 tells a reader
+// of the report file that the runner wrote what it holds.
 package main
 
 import (
@@ -51,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	badFlags := func(err error) int {
 		fmt.Fprintf(stderr, "runner: %v\n", err)
-		emit(runner.SystemErrorReport("the runner was given bad flags: "+err.Error()), reportPath, stdout, stderr)
+		emit(runner.SystemErrorReport("the runner was given bad flags: "+err.Error()), openReport(reportPath, stderr), stdout, stderr)
 		return 2
 	}
 	if err := fs.Parse(args); err != nil {
@@ -79,37 +81,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "runner: "+format+"\n", args...)
 	}
 
+	// The report file is opened before the program starts. The program runs as the
+	// runner's user, so it can write the file (a pod's termination log is writable by all)
+	// and lower the runner's own rlimits with prlimit(2): with RLIMIT_NOFILE at 0, opening
+	// the file at the end would fail and leave a report forged by the program in it.
+	reportFile := openReport(reportPath, stderr)
+
 	// SIGTERM (the pod is being deleted) or SIGINT stops the program; a report follows.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	emit(runner.Run(ctx, cfg), reportPath, stdout, stderr)
+	written := emit(runner.Run(ctx, cfg), reportFile, stdout, stderr)
+	if !written || (reportPath != "" && reportFile == nil) {
+		return 3
+	}
 	return 0
 }
 
-// emit writes the report: to the report file (for the termination message) and, in full,
-// as one line to stdout.
-func emit(r report.Report, reportPath string, stdout, stderr io.Writer) {
-	if reportPath != "" {
-		if err := writeFile(reportPath, report.ForTerminationMessage(r)); err != nil {
-			fmt.Fprintf(stderr, "runner: writing the report file: %v\n", err)
-		}
+// openReport opens the report file at path, or returns nil when there is none or it
+// cannot be opened (and says so on stderr).
+func openReport(path string, stderr io.Writer) *os.File {
+	if path == "" {
+		return nil
 	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		fmt.Fprintf(stderr, "runner: opening the report file: %v\n", err)
+		return nil
+	}
+	return f
+}
+
+// emit writes the report, in full, as one line to stdout and then to the report file f (if
+// any; for the termination message), replacing what the file held. It reports whether
+// the file, when there is one, now holds the report.
+func emit(r report.Report, f *os.File, stdout, stderr io.Writer) bool {
 	line := append(report.Encode(r), '\n')
 	if _, err := stdout.Write(line); err != nil {
 		fmt.Fprintf(stderr, "runner: writing the report: %v\n", err)
 	}
-}
-
-func writeFile(name string, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
+	if f == nil {
+		return true
 	}
-	_, err = f.Write(data)
+	data := report.ForTerminationMessage(r)
+	err := f.Truncate(0)
+	if err == nil {
+		_, err = f.WriteAt(data, 0)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		fmt.Fprintf(stderr, "runner: writing the report file: %v\n", err)
+		return false
+	}
+	return true
 }
 
 // byteSize is a flag of a number of bytes: a plain integer, or one with a binary suffix

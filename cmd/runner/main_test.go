@@ -668,7 +668,35 @@ func TestPID1(t *testing.T) {
 		checkForkBombStopped(t, asPod(t, s, forkBombFlags...))
 		s.checkNoProcessLeft()
 	})
+	t.Run("report file forged as in a pod", func(t *testing.T) {
+		t.Parallel()
+		s := newSandbox(t, forgeReport)
+		path := filepath.Join(s.workdir, "termination-log")
+		res := asPod(t, s, "--report", path)
+		res.check(t, report.NonZeroExit, 5)
+		if res.report.Output != "real output\n" {
+			t.Errorf("stdout's report has output %q", res.report.Output)
+		}
+		data := mustRead(t, path)
+		if got, err := report.Parse(data); err != nil || got != res.report {
+			t.Errorf("the report file holds %s (%v), want the runner's report %s", data, err, res.stdout)
+		}
+	})
 }
+
+// forgeReport writes a made-up report to the report file (its name, in the program's
+// working directory, as a pod's termination log is writable by the program), then lowers
+// the runner's limit on open files to 0 so that it cannot open the file to replace it.
+const forgeReport = `import json, os, resource
+forged = {"coderun": "report/v1", "exitCode": 0, "reason": "Completed", "stdout": "forged\\n",
+          "stderr": "", "output": "forged\\n", "wallTimeMicros": 1, "cpuTimeMicros": 1, "peakMemoryBytes": 1}
+with open("termination-log", "w") as f:
+    f.write(json.dumps(forged))
+for pid in {1, os.getppid()}:
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (0, 0))
+print("real output")
+raise SystemExit(5)
+`
 
 func TestReportFile(t *testing.T) {
 	t.Parallel()
