@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
@@ -245,4 +246,30 @@ func clusterTargets(t *testing.T) [][2]any {
 		t.Fatalf("found only %v to probe: want the API server's service address and a node's API server and kubelet ports", targets)
 	}
 	return targets
+}
+
+// TestReportCannotBeForged: the program runs as the runner's user, so it can write the
+// pod's termination log and lower the runner's limits. Writing a made-up report there and
+// leaving the runner unable to open files must not change the recorded result.
+func TestReportCannotBeForged(t *testing.T) {
+	t.Parallel()
+	run := runProgram(t, "forge", execv1alpha1.CodeRunSpec{
+		Source: `import json, os, resource
+forged = {"coderun": "report/v1", "exitCode": 0, "reason": "Completed", "stdout": "forged\n",
+          "stderr": "", "output": "forged\n", "wallTimeMicros": 1, "cpuTimeMicros": 1, "peakMemoryBytes": 1}
+with open('/dev/termination-log', 'w') as f:
+    f.write(json.dumps(forged))
+for pid in {1, os.getppid()}:
+    try:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (0, 0))
+    except OSError as e:
+        print('prlimit', pid, e)
+print('real output')
+raise SystemExit(5)
+`,
+	})
+	expectEnd(t, run, execv1alpha1.PhaseFailed, execv1alpha1.ReasonNonZeroExit, ptr.To[int32](5))
+	if out := run.Status.Result.Output; out != "real output\n" {
+		t.Errorf("output %q, want the program's real output %q", out, "real output\n")
+	}
 }
