@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,22 +13,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 	"github.com/coderun-dev/coderun/internal/config"
+	"github.com/coderun-dev/coderun/internal/testenv"
 )
 
 // The envtest suite runs the controller against a real kube-apiserver and etcd (built by
@@ -40,66 +36,28 @@ import (
 var (
 	restConfig *rest.Config
 	k8sClient  client.Client
-	testScheme = runtime.NewScheme()
+	// testScheme knows the built-in types and CodeRuns.
+	testScheme = testenv.Scheme
 )
 
-const kubeVersion = "v1.37.2"
-
 func TestMain(m *testing.M) {
-	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
-	utilruntime.Must(execv1alpha1.AddToScheme(testScheme))
 	logOpts := []zap.Opts{zap.UseDevMode(true), zap.WriteTo(os.Stderr)}
 	if os.Getenv("TEST_VERBOSE") == "" {
 		logOpts = append(logOpts, zap.Level(zapcore.ErrorLevel)) // keep test output readable
 	}
 	ctrl.SetLogger(zap.New(logOpts...))
 	code := m.Run()
-	if testEnv != nil {
-		if err := testEnv.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
-		}
-	}
+	testenv.Stop()
 	os.Exit(code)
 }
 
-var (
-	envtestOnce sync.Once
-	testEnv     *envtest.Environment
-	envtestErr  error
-)
-
-// needEnvtest starts the API server and etcd on first use, so that table tests and fuzz
-// targets in this package do not pay for (or, as fuzz workers, each start) one.
+// needEnvtest starts the API server and etcd on first use (internal/testenv), so that table
+// tests and fuzz targets in this package do not pay for (or, as fuzz workers, each start) one.
 func needEnvtest(t *testing.T) {
 	t.Helper()
-	envtestOnce.Do(func() {
-		assets := os.Getenv("KUBEBUILDER_ASSETS")
-		if assets == "" {
-			assets = filepath.Join("..", "bin", "k8s", kubeVersion)
-		}
-		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-			envtestErr = fmt.Errorf("envtest needs kube-apiserver and etcd in %s: run `make test`, or hack/kube-binaries.sh and set KUBEBUILDER_ASSETS (%w)", assets, err)
-			return
-		}
-		env := &envtest.Environment{
-			CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-			ErrorIfCRDPathMissing: true,
-			BinaryAssetsDirectory: assets,
-		}
-		start := time.Now()
-		cfg, err := env.Start()
-		if err != nil {
-			envtestErr = fmt.Errorf("starting envtest: %w", err)
-			return
-		}
-		testEnv = env
-		fmt.Fprintf(os.Stderr, "envtest: kube-apiserver and etcd ready in %s\n", time.Since(start).Round(time.Millisecond))
-		restConfig = cfg
-		k8sClient, envtestErr = client.New(cfg, client.Options{Scheme: testScheme})
-	})
-	if envtestErr != nil {
-		t.Fatal(envtestErr)
-	}
+	var cl client.WithWatch
+	restConfig, cl = testenv.Start(t)
+	k8sClient = cl
 }
 
 // testConfig is the shipped configuration with a short start timeout and 2 run slots.
