@@ -385,6 +385,9 @@ func TestSnippetsAndPage(t *testing.T) {
 			!strings.HasPrefix(p.header.Get("Content-Type"), "text/html") {
 			t.Errorf("GET %s: %d %v %s", path, p.status, p.header, p.body)
 		}
+		if csp := p.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("GET %s: Content-Security-Policy %q, want the page's strict policy", path, csp)
+		}
 		if again := f.do(t, "GET", path, "", "If-None-Match", p.header.Get("ETag")); again.status != http.StatusNotModified {
 			t.Errorf("GET %s with its ETag: %d, want 304", path, again.status)
 		}
