@@ -87,7 +87,9 @@ lint: golangci-lint ## Run golangci-lint (.golangci.yml).
 
 .PHONY: test
 test: verify-generated verify-fmt verify-tidy vet lint envtest-assets test-web ## Check generated files and lint, then run the page's, unit, runner and envtest suites.
-	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" $(GO) test ./... -race -count=1 -timeout 20m
+	@# The store's tests also run on Postgres: a throw-away server on 127.0.0.1 (hack/postgres.sh).
+	pg="$$(hack/postgres.sh start)"; trap 'hack/postgres.sh stop' EXIT; \
+	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" CODERUN_TEST_POSTGRES="$$pg" $(GO) test ./... -race -count=1 -timeout 20m
 
 # The browser page (web/): npm ci only when package-lock.json changed, Vite only when a source did.
 WEB_SOURCES = $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/package.json -type f 2>/dev/null)

@@ -4,13 +4,67 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 	"k8s.io/utils/ptr"
 )
+
+// opener opens an empty database for a test and returns it with its DSN (to reopen it).
+type opener func(t *testing.T) (*Store, string)
+
+// forEachDatabase runs test on a SQLite file and, when CODERUN_TEST_POSTGRES names a
+// server (make test starts one with hack/postgres.sh), on a fresh Postgres database.
+func forEachDatabase(t *testing.T, test func(t *testing.T, open opener)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, openTemp) })
+	t.Run("postgres", func(t *testing.T) {
+		base := os.Getenv("CODERUN_TEST_POSTGRES")
+		if base == "" {
+			t.Skip("CODERUN_TEST_POSTGRES is not set (make test sets it)")
+		}
+		test(t, func(t *testing.T) (*Store, string) { return openPostgres(t, base) })
+	})
+}
+
+// openPostgres creates a database of its own for the test on the server of base.
+func openPostgres(t *testing.T, base string) (*Store, string) {
+	t.Helper()
+	admin, err := gorm.Open(postgres.Open(base), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", base, err)
+	}
+	name := fmt.Sprintf("coderun_test_%d", rand.Uint64())
+	if err := admin.Exec("CREATE DATABASE " + name).Error; err != nil {
+		t.Fatalf("creating database %s: %v", name, err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	dsn := u.String()
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dsn, err)
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		if err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)").Error; err != nil {
+			t.Errorf("dropping database %s: %v", name, err)
+		}
+		if db, err := admin.DB(); err == nil {
+			_ = db.Close()
+		}
+	})
+	return s, dsn
+}
 
 func openTemp(t *testing.T) (*Store, string) {
 	t.Helper()
@@ -23,9 +77,11 @@ func openTemp(t *testing.T) (*Store, string) {
 	return s, path
 }
 
-func TestSubmissionsSaveGetList(t *testing.T) {
+func TestSubmissionsSaveGetList(t *testing.T) { forEachDatabase(t, testSubmissionsSaveGetList) }
+
+func testSubmissionsSaveGetList(t *testing.T, open opener) {
 	ctx := context.Background()
-	s, _ := openTemp(t)
+	s, _ := open(t)
 
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
@@ -88,8 +144,12 @@ func TestSubmissionsSaveGetList(t *testing.T) {
 }
 
 func TestNeverRanSubmissionKeepsNilExitCode(t *testing.T) {
+	forEachDatabase(t, testNeverRanSubmissionKeepsNilExitCode)
+}
+
+func testNeverRanSubmissionKeepsNilExitCode(t *testing.T, open opener) {
 	ctx := context.Background()
-	s, _ := openTemp(t)
+	s, _ := open(t)
 	sub := &Submission{Code: "x", Language: "python", Reason: "Rejected", RunName: "run-x"}
 	if err := s.SaveSubmission(ctx, sub); err != nil {
 		t.Fatal(err)
@@ -103,9 +163,11 @@ func TestNeverRanSubmissionKeepsNilExitCode(t *testing.T) {
 	}
 }
 
-func TestSnippets(t *testing.T) {
+func TestSnippets(t *testing.T) { forEachDatabase(t, testSnippets) }
+
+func testSnippets(t *testing.T, open opener) {
 	ctx := context.Background()
-	s, _ := openTemp(t)
+	s, _ := open(t)
 	a := &Snippet{Code: "print(input())", Stdin: "hi\n", Language: "python"}
 	b := &Snippet{Code: "print(2)", Language: "python"}
 	for _, sn := range []*Snippet{a, b} {
@@ -131,9 +193,11 @@ func TestSnippets(t *testing.T) {
 // TestSurvivesRestart closes the database and opens the same file again, as a restarted
 // service (or a rescheduled pod with the same volume) does: nothing saved is lost, and
 // running the migrations again changes nothing.
-func TestSurvivesRestart(t *testing.T) {
+func TestSurvivesRestart(t *testing.T) { forEachDatabase(t, testSurvivesRestart) }
+
+func testSurvivesRestart(t *testing.T, open opener) {
 	ctx := context.Background()
-	s, path := openTemp(t)
+	s, path := open(t)
 	sub := &Submission{Code: "print(1)", Language: "python", Output: "1\n", ExitCode: ptr.To[int32](0), Reason: "Completed", RunName: "run-a"}
 	if err := s.SaveSubmission(ctx, sub); err != nil {
 		t.Fatal(err)
@@ -170,9 +234,11 @@ func TestSurvivesRestart(t *testing.T) {
 
 // TestConcurrentSaves saves from many goroutines at once, as concurrent /submit requests
 // do: SQLite must queue the writes, not fail with "database is locked".
-func TestConcurrentSaves(t *testing.T) {
+func TestConcurrentSaves(t *testing.T) { forEachDatabase(t, testConcurrentSaves) }
+
+func testConcurrentSaves(t *testing.T, open opener) {
 	ctx := context.Background()
-	s, _ := openTemp(t)
+	s, _ := open(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
 	for i := range 40 {
