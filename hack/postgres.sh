@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A throw-away PostgreSQL server for the store's tests against Postgres (the database the
 # front service uses with several replicas). Debian's postgresql package is downloaded and
-# unpacked into .dev/cache, not installed, so nothing on the machine changes; the server
-# keeps its data under .dev/postgres and listens on 127.0.0.1 only.
+# unpacked into .dev/cache, not installed, so nothing on the machine changes. The server
+# runs as nobody when started by root (Postgres refuses root), from a folder in /tmp that
+# nobody can reach whatever the checkout's permissions, and listens on 127.0.0.1 only.
 #   hack/postgres.sh start   prints the DSN of its superuser on stdout
 #   hack/postgres.sh stop    stops it and removes its data
 set -euo pipefail
@@ -10,8 +11,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_PREFIX=postgres
 PG_PORT="${PG_PORT:-15432}"
 PG_PKG="${PG_PKG:-postgresql-15}"
-PG_DIR="$DEV_DIR/postgres"
 PG_ROOT="$CACHE_DIR/$PG_PKG"
+# One folder per checkout, so two checkouts' servers never share one.
+PG_DIR="/tmp/coderun-postgres-$(printf %s "$ROOT" | sha256sum | cut -c1-12)"
 DSN="postgres://coderun@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 
 # Postgres refuses to run as root; as root, run it as nobody.
@@ -38,25 +40,26 @@ unpack() {
 
 start() {
 	unpack
-	if [ -f "$PG_DIR/data/postmaster.pid" ] && as_server_user "$PG_ROOT/bin/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+	if [ -f "$PG_DIR/data/postmaster.pid" ] && as_server_user "$PG_DIR/pg/bin/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
 		echo "$DSN"
 		return 0
 	fi
 	rm -rf "$PG_DIR" && mkdir -p "$PG_DIR/data" "$PG_DIR/run"
-	[ "$(id -u)" -eq 0 ] && chown -R nobody "$PG_DIR"
-	chmod 755 "$DEV_DIR" "$PG_DIR"
-	log "initdb and start on 127.0.0.1:$PG_PORT"
-	as_server_user "$PG_ROOT/bin/initdb" -D "$PG_DIR/data" -A trust -U coderun --no-sync >"$PG_DIR/run/initdb.log" 2>&1 ||
+	cp -a "$PG_ROOT" "$PG_DIR/pg"
+	[ "$(id -u)" -eq 0 ] && chown -R nobody "$PG_DIR/data" "$PG_DIR/run"
+	chmod 755 "$PG_DIR"
+	log "initdb and start on 127.0.0.1:$PG_PORT (in $PG_DIR)"
+	as_server_user "$PG_DIR/pg/bin/initdb" -D "$PG_DIR/data" -A trust -U coderun --no-sync >"$PG_DIR/run/initdb.log" 2>&1 ||
 		die "initdb failed: $(tail -n 5 "$PG_DIR/run/initdb.log")"
-	as_server_user "$PG_ROOT/bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/run/server.log" -w -s \
+	as_server_user "$PG_DIR/pg/bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/run/server.log" -w -s \
 		-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR/run -c fsync=off" start ||
 		die "postgres did not start: $(tail -n 5 "$PG_DIR/run/server.log")"
 	echo "$DSN"
 }
 
 stop() {
-	if [ -x "$PG_ROOT/bin/pg_ctl" ] && [ -f "$PG_DIR/data/postmaster.pid" ]; then
-		as_server_user "$PG_ROOT/bin/pg_ctl" -D "$PG_DIR/data" -m fast -w -s stop || true
+	if [ -x "$PG_DIR/pg/bin/pg_ctl" ] && [ -f "$PG_DIR/data/postmaster.pid" ]; then
+		as_server_user "$PG_DIR/pg/bin/pg_ctl" -D "$PG_DIR/data" -m fast -w -s stop || true
 	fi
 	rm -rf "$PG_DIR"
 }
