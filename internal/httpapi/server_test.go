@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -65,9 +66,10 @@ func playOperator(run *execv1alpha1.CodeRun) testenv.Behaviour {
 }
 
 var testPage = fstest.MapFS{
-	"index.html":             {Data: []byte("<!doctype html><title>coderun</title><script src=\"/assets/index-abc123.js\"></script>")},
-	"assets/index-abc123.js": {Data: []byte("console.log('coderun')")},
-	"favicon.svg":            {Data: []byte("<svg xmlns=\"http://www.w3.org/2000/svg\"/>")},
+	"index.html":              {Data: []byte("<!doctype html><title>coderun</title><script src=\"/assets/index-abc123.js\"></script>")},
+	"assets/index-abc123.js":  {Data: []byte("console.log('coderun')")},
+	"favicon.svg":             {Data: []byte("<svg xmlns=\"http://www.w3.org/2000/svg\"/>")},
+	"assets/vendor-def456.js": {Data: bytes.Repeat([]byte("export const editor = 'codemirror';\n"), 200)},
 }
 
 type fixture struct {
@@ -396,6 +398,19 @@ func TestSnippetsAndPage(t *testing.T) {
 	if js.status != 200 || string(js.body) != "console.log('coderun')" || !strings.Contains(js.header.Get("Cache-Control"), "immutable") ||
 		!strings.Contains(js.header.Get("Content-Type"), "javascript") {
 		t.Errorf("asset: %d %v", js.status, js.header)
+	}
+	big := testPage["assets/vendor-def456.js"].Data
+	gz := f.do(t, "GET", "/assets/vendor-def456.js", "", "Accept-Encoding", "gzip, deflate")
+	if gz.status != 200 || gz.header.Get("Content-Encoding") != "gzip" || !strings.Contains(gz.header.Get("Content-Type"), "javascript") ||
+		gz.header.Get("Vary") != "Accept-Encoding" || len(gz.body) >= len(big) {
+		t.Errorf("asset with Accept-Encoding gzip: %d %v, %d bytes of %d", gz.status, gz.header, len(gz.body), len(big))
+	} else if zr, err := gzip.NewReader(bytes.NewReader(gz.body)); err != nil {
+		t.Errorf("gzipped asset: %v", err)
+	} else if plain, err := io.ReadAll(zr); err != nil || !bytes.Equal(plain, big) {
+		t.Errorf("gzipped asset does not decompress to the file (err %v)", err)
+	}
+	if raw := f.do(t, "GET", "/assets/vendor-def456.js", "", "Accept-Encoding", "identity"); raw.header.Get("Content-Encoding") != "" || !bytes.Equal(raw.body, big) {
+		t.Errorf("asset without gzip: %v, %d bytes", raw.header, len(raw.body))
 	}
 	if icon := f.do(t, "GET", "/favicon.svg", ""); icon.status != 200 || !strings.HasPrefix(icon.header.Get("Content-Type"), "image/svg+xml") {
 		t.Errorf("favicon: %d %v", icon.status, icon.header)
