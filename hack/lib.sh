@@ -48,6 +48,10 @@ tidy_buildah() {
 	return "$rc"
 }
 
+# quiet_grep ARGS...: grep that reads all of its input. `cmd | grep -q` stops reading at the
+# first match, so under pipefail cmd may die of SIGPIPE and the pipeline fail on a match.
+quiet_grep() { grep "$@" >/dev/null; }
+
 log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${LOG_PREFIX:-dev}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 

@@ -23,6 +23,8 @@ HOST_PATHS=(/etc/cni /run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods
 # Kernel settings that the cluster (or the kubelet) changes; `down` restores them.
 SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 
+node_ip_on_lo() { ip -o -4 addr show dev lo | quiet_grep -F " $NODE_IP/32 "; }
+
 need_root() { [ "$(id -u)" -eq 0 ] || die "the local cluster needs root (network setup, containerd, kubelet)"; }
 
 # ---- host baseline -------------------------------------------------------------------------
@@ -36,6 +38,7 @@ record_baseline() {
 	for s in "${SYSCTLS[@]}"; do echo "$s=$(sysctl -n "$s" 2>/dev/null || echo '?')"; done >"$b/sysctls"
 	iptables-save 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' | sort -u >"$b/iptables-chains"
 	ip6tables-save 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' | sort -u >"$b/ip6tables-chains"
+	if node_ip_on_lo; then touch "$b/node-ip-on-lo"; fi
 	iptables-save 2>/dev/null | sed -n 's/^\*//p' | sort -u >"$b/iptables-tables"
 	ip6tables-save 2>/dev/null | sed -n 's/^\*//p' | sort -u >"$b/ip6tables-tables"
 	touch "$b/done"
@@ -44,7 +47,8 @@ record_baseline() {
 
 # ---- certificates and kubeconfigs ---------------------------------------------------------
 
-# cert NAME CN ORG SANS: a key and a certificate signed by the cluster CA.
+# cert NAME CN ORG SANS [USAGE]: a key and a certificate signed by the cluster CA, for client
+# authentication unless USAGE says otherwise (serverAuth).
 cert() {
 	local name="$1" cn="$2" org="$3" sans="$4" subj="/CN=$2"
 	[ -f "$PKI/$name.crt" ] && return 0
@@ -98,7 +102,7 @@ make_pki() {
 # ---- host network --------------------------------------------------------------------------
 
 setup_network() {
-	ip addr show dev lo | grep -q " $NODE_IP/32" || {
+	node_ip_on_lo || {
 		log "adding the node address $NODE_IP/32 to lo"
 		ip addr add "$NODE_IP/32" dev lo
 	}
@@ -200,7 +204,7 @@ import_images() {
 	for img in "$@"; do
 		id="$("${BUILDAH[@]}" inspect --type image --format '{{.FromImageID}}' "$img")" ||
 			die "image $img is not in the build cache; build it first"
-		if ctr_k8s images ls -q "name==$img" 2>/dev/null | grep -q . &&
+		if ctr_k8s images ls -q "name==$img" 2>/dev/null | quiet_grep . &&
 			[ "$(cat "$CLUSTER_DIR/images/${img//[\/:]/_}.id" 2>/dev/null)" = "$id" ]; then
 			continue
 		fi
@@ -301,7 +305,7 @@ start_kubelet() {
 	wait_for "node $NODE_NAME Ready" 90 node_ready
 }
 
-kube_proxy_synced() { iptables -w -S FORWARD | grep -q -- '-j KUBE-FORWARD'; }
+kube_proxy_synced() { iptables -w -S FORWARD | quiet_grep -- '-j KUBE-FORWARD'; }
 
 node_ready() {
 	[ "$(kubectl_dev get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
@@ -366,7 +370,30 @@ up() {
 	wait_for "kube-proxy rules" 60 kube_proxy_synced
 	ensure_first_jumps
 	wait_for "default ServiceAccount" 60 kubectl_dev -n default get serviceaccount default
+	check_listeners
 	log "cluster up in $((SECONDS - start))s; export KUBECONFIG=${KUBECONFIG_FILE}"
+}
+
+# check_listeners fails when a component listens on anything but loopback or the node
+# address, which lives on lo: nothing of the cluster may be reachable from other machines.
+check_listeners() {
+	local name pid line addr bad=0
+	for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+		pid_alive "$name" || continue
+		pid="$(cat "$CLUSTER_DIR/pids/$name.pid")"
+		while read -r line; do
+			addr="$(awk '{print $5}' <<<"$line")"
+			case "$addr" in
+			127.* | \[::1\]:* | "$NODE_IP":* | \[::ffff:127.*\]:* | "[::ffff:$NODE_IP]":*) ;;
+			*)
+				log "$name listens on $addr, beyond this machine"
+				bad=1
+				;;
+			esac
+		done < <(ss -ltnupH 2>/dev/null | grep -F "pid=$pid," || true)
+	done
+	[ "$bad" = 0 ] || die "a component listens beyond this machine (see above)"
+	log "every component listens only on 127.0.0.1 or $NODE_IP"
 }
 
 # ---- teardown ------------------------------------------------------------------------------
@@ -429,11 +456,11 @@ remove_chains() {
 # now (with the nf_tables backend, a table stays behind after its last rule is removed).
 remove_tables() {
 	local tool=$1 baseline=$2 family=$3 table
-	$tool -V 2>/dev/null | grep -q nf_tables || return 0
+	$tool -V 2>/dev/null | quiet_grep nf_tables || return 0
 	command -v nft >/dev/null || return 0
 	for table in $($tool-save 2>/dev/null | sed -n 's/^\*//p'); do
 		grep -qxF "$table" "$baseline" && continue
-		$tool-save -t "$table" | grep -q '^-A' && continue
+		$tool-save -t "$table" | quiet_grep '^-A' && continue
 		nft delete table "$family" "$table" 2>/dev/null || true
 	done
 }
@@ -448,7 +475,9 @@ undo_host_changes() {
 		remove_tables ip6tables "$b/ip6tables-tables" ip6
 	fi
 	ip link show cni0 >/dev/null 2>&1 && ip link del cni0 && log "removed bridge cni0"
-	ip addr show dev lo | grep -q " $NODE_IP/32" && ip addr del "$NODE_IP/32" dev lo && log "removed $NODE_IP from lo"
+	if node_ip_on_lo && [ ! -f "$b/node-ip-on-lo" ]; then
+		ip addr del "$NODE_IP/32" dev lo && log "removed $NODE_IP from lo"
+	fi
 	# Unmount everything under the cluster folder, deepest first (kubelet volumes, its root
 	# dir's bind mount, containerd's rootfs and shm mounts, network namespaces).
 	local m
