@@ -113,7 +113,6 @@ func (s *Server) index(c *gin.Context) {
 	// editor uses constructed style sheets), so the policy can be strict; the browser test
 	// fails on any violation of it (web/README.md).
 	c.Header("Content-Security-Policy", pageCSP)
-	c.Header("X-Content-Type-Options", "nosniff")
 	if match := c.GetHeader("If-None-Match"); match != "" && strings.Contains(match, s.page.etag) {
 		c.Status(http.StatusNotModified)
 		return
