@@ -92,7 +92,7 @@ func (s *Server) run(c *gin.Context) (execv1alpha1.CodeRunSpec, runResponse, boo
 	defer s.metrics.runsInFlight.Dec()
 
 	bound := s.bound(req.Spec.Limits)
-	run, err := s.opts.Runs.Run(c.Request.Context(), req.Spec, bound)
+	run, err := s.opts.Runs.Run(runs.WithRequestID(c.Request.Context(), c.GetString(requestIDKey)), req.Spec, bound)
 	if run != nil {
 		c.Set(runNameKey, run.Name)
 	}

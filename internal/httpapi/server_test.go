@@ -448,6 +448,15 @@ func TestHealthAndRequestID(t *testing.T) {
 	if got := given.header.Get("X-Request-Id"); got != "trace-42.a:b_c" {
 		t.Errorf("X-Request-Id %q, want the caller's", got)
 	}
+	// The id follows the run: its CodeRun carries it.
+	run := f.do(t, "POST", "/execute", mustJSON(map[string]string{"code": helloWorld}), "X-Request-Id", "trace-43")
+	var created execv1alpha1.CodeRun
+	if err := f.k8s.Get(context.Background(), client.ObjectKey{Namespace: f.namespace, Name: run.json(t)["name"].(string)}, &created); err != nil {
+		t.Fatalf("the run's CodeRun: %v", err)
+	}
+	if got := created.Annotations[runs.RequestIDAnnotation]; got != "trace-43" {
+		t.Errorf("CodeRun annotation %s = %q, want the request's id", runs.RequestIDAnnotation, got)
+	}
 	for _, bad := range []string{"", "has space", strings.Repeat("x", 129), "<script>"} {
 		got := f.do(t, "GET", "/healthz", "", "X-Request-Id", bad).header.Get("X-Request-Id")
 		if len(got) != 36 || got == bad {

@@ -32,6 +32,18 @@ const (
 	NamePrefix = "run-"
 )
 
+// RequestIDAnnotation on a CodeRun holds the id of the HTTP request that created it (the
+// front's X-Request-Id), so that one id leads from a request log line to the CodeRun and
+// from there to its Job and pod.
+const RequestIDAnnotation = "exec.coderun.dev/request-id"
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying a request id for the CodeRuns that Run creates with it.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
 var (
 	// ErrBoundExceeded: the run had no result when its bound expired. Its CodeRun is deleted.
 	ErrBoundExceeded = errors.New("the run did not finish within its bound")
@@ -186,6 +198,9 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 			Labels:       map[string]string{ManagedByLabel: ManagedBy},
 		},
 		Spec: spec,
+	}
+	if id, _ := ctx.Value(requestIDKey{}).(string); id != "" {
+		run.Annotations = map[string]string{RequestIDAnnotation: id}
 	}
 	timer := time.NewTimer(bound) // from before the create: the bound covers everything
 	defer timer.Stop()

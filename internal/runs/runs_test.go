@@ -91,7 +91,7 @@ func TestRunWaitsForResult(t *testing.T) {
 		{"fail", execv1alpha1.ReasonNonZeroExit, 1, "SyntaxError\n"},
 	} {
 		start := time.Now()
-		run, err := c.Run(context.Background(), execv1alpha1.CodeRunSpec{Source: tc.source, Stdin: "in"}, 20*time.Second)
+		run, err := c.Run(WithRequestID(context.Background(), "req-"+tc.source), execv1alpha1.CodeRunSpec{Source: tc.source, Stdin: "in"}, 20*time.Second)
 		if err != nil {
 			t.Fatalf("Run(%q): %v", tc.source, err)
 		}
@@ -99,8 +99,9 @@ func TestRunWaitsForResult(t *testing.T) {
 		if res == nil || res.Reason != tc.wantReason || *res.ExitCode != tc.wantExit || res.Output != tc.wantOutput {
 			t.Errorf("Run(%q) result %+v, want %s, exit %d, output %q", tc.source, res, tc.wantReason, tc.wantExit, tc.wantOutput)
 		}
-		if !strings.HasPrefix(run.Name, NamePrefix) || run.Labels[ManagedByLabel] != ManagedBy || run.Namespace != ns || run.Spec.Stdin != "in" {
-			t.Errorf("CodeRun %s/%s labels %v stdin %q: not as created", run.Namespace, run.Name, run.Labels, run.Spec.Stdin)
+		if !strings.HasPrefix(run.Name, NamePrefix) || run.Labels[ManagedByLabel] != ManagedBy || run.Namespace != ns || run.Spec.Stdin != "in" ||
+			run.Annotations[RequestIDAnnotation] != "req-"+tc.source {
+			t.Errorf("CodeRun %s/%s labels %v annotations %v stdin %q: not as created", run.Namespace, run.Name, run.Labels, run.Annotations, run.Spec.Stdin)
 		}
 		// Woken by the informer, not by a poll; a timing, not an assertion (timings on
 		// shared machines are noisy).
