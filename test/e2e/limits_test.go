@@ -37,9 +37,10 @@ func TestTimeLimit(t *testing.T) {
 			if res.Message == "" {
 				t.Error("no message explaining the time limit")
 			}
-			// Killed by the runner at the limit, not by the Job's much later deadline.
-			if res.WallTime == nil || res.WallTime.Duration < limit || res.WallTime.Duration > limit+3*time.Second {
-				t.Errorf("wall time %s, want between %s and %s", durationString(res.WallTime), limit, limit+3*time.Second)
+			// Killed by the runner at the limit, not by the Job's deadline minutes later (a
+			// bound far from any timing: the runner's kill comes milliseconds after it).
+			if res.WallTime == nil || res.WallTime.Duration < limit || res.WallTime.Duration > limit+20*time.Second {
+				t.Errorf("wall time %s, want between %s and %s", durationString(res.WallTime), limit, limit+20*time.Second)
 			}
 		})
 	}
@@ -92,7 +93,7 @@ while True:
 	if !strings.HasPrefix(res.Output, "forking\n") {
 		t.Errorf("output %s, want it to start with %q", abbreviate(res.Output), "forking\n")
 	}
-	if res.WallTime != nil && res.WallTime.Duration > limit+5*time.Second {
+	if res.WallTime != nil && res.WallTime.Duration > limit+20*time.Second {
 		t.Errorf("wall time %s: the forked processes outlived the %s limit", res.WallTime.Duration, limit)
 	}
 	expectHealthyNodes(t)
@@ -119,8 +120,8 @@ func TestOutputFlood(t *testing.T) {
 	if want := strings.Repeat(strings.Repeat("x", 99)+"\n", limit/100+1); len(res.Output) < limit/2 || !strings.HasPrefix(want, res.Output) {
 		t.Errorf("output %s is not the first part of what the program printed", abbreviate(res.Output))
 	}
-	// Stopped as soon as it passed the limit, not at its 30 s timeout.
-	if res.WallTime == nil || res.WallTime.Duration > 10*time.Second {
+	// Stopped as soon as it passed the limit (within milliseconds), not at its 30 s timeout.
+	if res.WallTime == nil || res.WallTime.Duration > 20*time.Second {
 		t.Errorf("wall time %s, want the program stopped within seconds", durationString(res.WallTime))
 	}
 }
