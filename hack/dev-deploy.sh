@@ -6,7 +6,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_PREFIX=dev-deploy
-WEB_PORT="${DEV_WEB_PORT:-8080}"
 start=$SECONDS
 
 # The front service keeps its SQLite file on a PersistentVolume; this single-node cluster has
@@ -47,8 +46,8 @@ done
 if kubectl_dev -n coderun-system get service coderun-front >/dev/null 2>&1; then
 	# A loop, so the forward survives the front pod being replaced. Listens on 127.0.0.1 only.
 	if ! pid_alive port-forward; then
-		start_process port-forward bash -c "while :; do kubectl --kubeconfig '$KUBECONFIG_FILE' -n coderun-system port-forward --address 127.0.0.1 service/coderun-front $WEB_PORT:http; sleep 1; done"
+		start_process port-forward bash -c "while :; do kubectl --kubeconfig '$KUBECONFIG_FILE' -n coderun-system port-forward --address 127.0.0.1 service/coderun-front $DEV_WEB_PORT:http; sleep 1; done"
 	fi
-	wait_for "front service on http://127.0.0.1:$WEB_PORT" 60 curl -sf "http://127.0.0.1:$WEB_PORT/readyz"
+	wait_for "front service on http://127.0.0.1:$DEV_WEB_PORT" 60 curl -sf "http://127.0.0.1:$DEV_WEB_PORT/readyz"
 fi
 log "deployed in $((SECONDS - start))s"

@@ -2,7 +2,7 @@
 # Prints how to use the local cluster that `make dev` left running.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-web="http://127.0.0.1:${DEV_WEB_PORT:-8080}"
+web="http://127.0.0.1:$DEV_WEB_PORT"
 cat <<EOF
 
 coderun is running on the local cluster (node $NODE_NAME, API server https://$NODE_IP:$API_PORT).

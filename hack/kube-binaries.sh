@@ -6,16 +6,13 @@
 #   hack/kube-binaries.sh [component...]   (default: kube-apiserver etcd)
 # Prints the folder holding the binaries on its last line of stdout.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # versions, KUBE_BIN_DIR, log
+LOG_PREFIX=kube-binaries
 
-KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
-ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN_DIR="${KUBE_BIN_DIR:-$ROOT/bin/k8s/$KUBE_VERSION}"
+BIN_DIR="$KUBE_BIN_DIR"
 WORK_DIR="$ROOT/bin/k8s/.build-$KUBE_VERSION"
 components=("$@")
 [ ${#components[@]} -gt 0 ] || components=(kube-apiserver etcd)
-
-log() { echo "kube-binaries: $*" >&2; }
 
 # staging_version maps v1.37.2 to the staging modules' v0.37.2.
 staging_version="v0.${KUBE_VERSION#v1.}"

@@ -14,6 +14,8 @@ DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
 CLUSTER_DIR="$DEV_DIR/cluster"
 CACHE_DIR="$DEV_DIR/cache"
 KUBECONFIG_FILE="$DEV_DIR/kubeconfig"
+# Where `make dev` port-forwards the front service (page and HTTP API), on 127.0.0.1.
+DEV_WEB_PORT="${DEV_WEB_PORT:-8080}"
 CONTAINERD_SOCK="$CLUSTER_DIR/containerd/containerd.sock"
 
 # The cluster's addresses. The node address is a /32 alias on lo: local to this machine,

@@ -25,6 +25,9 @@ SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic k
 
 node_ip_on_lo() { ip -o -4 addr show dev lo | quiet_grep -F " $NODE_IP/32 "; }
 
+# The processes `up` starts, in start order.
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+
 need_root() { [ "$(id -u)" -eq 0 ] || die "the local cluster needs root (network setup, containerd, kubelet)"; }
 
 # ---- host baseline -------------------------------------------------------------------------
@@ -200,12 +203,12 @@ ctr_k8s() { ctr -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 # import_images IMAGE...: copies images from buildah's store into containerd, skipping those
 # whose image ID containerd already has under that name.
 import_images() {
-	local img id
+	local img id id_file
 	for img in "$@"; do
 		id="$("${BUILDAH[@]}" inspect --type image --format '{{.FromImageID}}' "$img")" ||
 			die "image $img is not in the build cache; build it first"
-		if ctr_k8s images ls -q "name==$img" 2>/dev/null | quiet_grep . &&
-			[ "$(cat "$CLUSTER_DIR/images/${img//[\/:]/_}.id" 2>/dev/null)" = "$id" ]; then
+		id_file="$CLUSTER_DIR/images/${img//[\/:]/_}.id"
+		if ctr_k8s images ls -q "name==$img" 2>/dev/null | quiet_grep . && [ "$(cat "$id_file" 2>/dev/null)" = "$id" ]; then
 			continue
 		fi
 		log "loading $img into the node's containerd"
@@ -213,7 +216,7 @@ import_images() {
 		tidy_buildah "${BUILDAH[@]}" push --quiet "$img" "docker-archive:$CLUSTER_DIR/images/load.tar:$img" >/dev/null
 		ctr_k8s images import --no-unpack=false "$CLUSTER_DIR/images/load.tar" >/dev/null
 		rm -f "$CLUSTER_DIR/images/load.tar"
-		echo "$id" >"$CLUSTER_DIR/images/${img//[\/:]/_}.id"
+		echo "$id" >"$id_file"
 		# dev-deploy.sh restarts the Deployments once the same tag holds a new image.
 		[ "$img" = "$PAUSE_IMG" ] || touch "$CLUSTER_DIR/images/changed"
 	done
@@ -349,7 +352,7 @@ pause_image() {
 up() {
 	need_root
 	local start=$SECONDS
-	for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+	for b in "${COMPONENTS[@]:1}"; do # all but containerd, which comes from apt
 		[ -x "$KUBE_BIN_DIR/$b" ] || die "$KUBE_BIN_DIR/$b missing: run hack/kube-binaries.sh (make dev does)"
 	done
 	mkdir -p "$CLUSTER_DIR" "$CACHE_DIR"
@@ -378,7 +381,7 @@ up() {
 # address, which lives on lo: nothing of the cluster may be reachable from other machines.
 check_listeners() {
 	local name pid line addr bad=0
-	for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+	for name in "${COMPONENTS[@]}"; do
 		pid_alive "$name" || continue
 		pid="$(cat "$CLUSTER_DIR/pids/$name.pid")"
 		while read -r line; do
@@ -526,7 +529,7 @@ down() {
 
 status() {
 	local p
-	for p in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+	for p in "${COMPONENTS[@]}"; do
 		if pid_alive "$p"; then echo "$p: running (pid $(cat "$CLUSTER_DIR/pids/$p.pid"))"; else echo "$p: stopped"; fi
 	done
 	pid_alive kube-apiserver && kubectl_dev get nodes -o wide
