@@ -1,0 +1,104 @@
+{{/* Name of the chart, for labels. */}}
+{{- define "coderun.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Prefix of every resource name: the release name, with the chart name appended unless the
+release name already contains it ("coderun" gives coderun-operator, coderun-front).
+*/}}
+{{- define "coderun.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "coderun.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "coderun.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: coderun
+{{- end }}
+
+{{/* Selector labels of a component: include "coderun.selectorLabels" (list . "operator"). */}}
+{{- define "coderun.selectorLabels" -}}
+{{- $root := index . 0 }}
+app.kubernetes.io/name: {{ include "coderun.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/* All labels of a component's objects. */}}
+{{- define "coderun.componentLabels" -}}
+{{ include "coderun.labels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/* An image reference: include "coderun.image" (list . .Values.operator.image). */}}
+{{- define "coderun.image" -}}
+{{- $root := index . 0 }}
+{{- printf "%s/%s:%s" $root.Values.image.registry (index . 1).repository (default $root.Chart.AppVersion $root.Values.image.tag) }}
+{{- end }}
+
+{{/* True (non-empty) when the front service keeps its data in PostgreSQL. */}}
+{{- define "coderun.postgres" -}}
+{{- if or .Values.front.database.url .Values.front.database.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding the PostgreSQL URL, and its key. */}}
+{{- define "coderun.databaseSecret" -}}
+{{- default (printf "%s-database" (include "coderun.fullname" .)) .Values.front.database.existingSecret }}
+{{- end }}
+{{- define "coderun.databaseSecretKey" -}}
+{{- if .Values.front.database.existingSecret }}{{ .Values.front.database.existingSecretKey }}{{ else }}url{{ end }}
+{{- end }}
+
+{{/*
+The security context of the operator's and the front's containers, and of their pods: non-root,
+no privileges, read-only root filesystem, RuntimeDefault seccomp. They pass the restricted Pod
+Security Standard, so the release namespace may enforce it too.
+*/}}
+{{- define "coderun.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+{{- define "coderun.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end }}
+
+{{/*
+Checks of combinations values.schema.json cannot express clearly. Each fails with a message
+saying what to change.
+*/}}
+{{- define "coderun.validate" -}}
+{{- if eq .Values.runs.namespace .Release.Namespace }}
+{{- fail (printf "runs.namespace is %q, the release namespace: runs need a namespace of their own (everything in it is cut off from the network and held to the restricted Pod Security Standard); install the release into another namespace (helm install -n coderun-system) or set runs.namespace to another" .Values.runs.namespace) }}
+{{- end }}
+{{- if and (gt (int .Values.front.replicaCount) 1) (not (include "coderun.postgres" .)) }}
+{{- fail (printf "front.replicaCount is %d, but the front service keeps its data in SQLite on a ReadWriteOnce volume, which one replica can use: set front.database.existingSecret (or front.database.url) to a PostgreSQL URL, or front.replicaCount to 1" (int .Values.front.replicaCount)) }}
+{{- end }}
+{{- if and .Values.front.database.url .Values.front.database.existingSecret }}
+{{- fail "front.database.url and front.database.existingSecret are both set: set one" }}
+{{- end }}
+{{- if and .Values.ingress.enabled .Values.ingress.tls.secretName (not .Values.ingress.host) }}
+{{- fail "ingress.tls.secretName is set but ingress.host is empty: TLS needs the host name the certificate is for" }}
+{{- end }}
+{{- if gt (int .Values.runs.defaultLimits.timeoutSeconds) (int .Values.runs.maxLimits.timeoutSeconds) }}
+{{- fail (printf "runs.defaultLimits.timeoutSeconds (%d) is above runs.maxLimits.timeoutSeconds (%d)" (int .Values.runs.defaultLimits.timeoutSeconds) (int .Values.runs.maxLimits.timeoutSeconds)) }}
+{{- end }}
+{{- end }}
