@@ -19,6 +19,11 @@ KUBE_BIN_DIR ?= $(LOCALBIN)/k8s/$(KUBE_VERSION)
 KIND_VERSION ?= v0.33.0
 KIND ?= $(LOCALBIN)/kind-$(KIND_VERSION)
 KIND_CLUSTER ?= coderun
+HELM_VERSION ?= v4.3.1
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+HELM_DOCS_VERSION ?= v1.14.2
+HELM_DOCS ?= $(LOCALBIN)/helm-docs-$(HELM_DOCS_VERSION)
+CHART ?= charts/coderun
 
 # The local cluster (hack/local-cluster.sh) keeps all its state in .dev/.
 DEV_KUBECONFIG ?= $(CURDIR)/.dev/kubeconfig
@@ -44,24 +49,32 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and RBAC manifests in config/ from the Go markers.
+manifests: controller-gen ## Generate the CRD and RBAC manifests in config/ from the Go markers, and copy them into the chart.
 	$(CONTROLLER_GEN) rbac:roleName=operator crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The chart ships the same files: the CRD in crds/, the operator's rules in files/.
+	rm -f $(CHART)/crds/*.yaml && cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml $(CHART)/files/operator-role.yaml
+
+.PHONY: chart-docs
+chart-docs: helm-docs ## Write the chart's README and the README's configuration table from values.yaml.
+	hack/chart-docs.sh $(HELM_DOCS)
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
-# Files controller-gen writes. verify-generated fails when regenerating changes them, so
-# a stale CRD, role or deepcopy never lands (uncommitted edits elsewhere do not matter).
-GENERATED_FILES = find config/crd/bases config/rbac/role.yaml api -name '*.yaml' -o -name 'zz_generated.*.go'
+# Files controller-gen and helm-docs write. verify-generated fails when regenerating changes
+# them, so a stale CRD, role, deepcopy or values table never lands (uncommitted edits
+# elsewhere do not matter).
+GENERATED_FILES = find config/crd/bases config/rbac/role.yaml api $(CHART)/crds $(CHART)/files $(CHART)/README.md README.md -name '*.yaml' -o -name 'zz_generated.*.go' -o -name README.md
 
 .PHONY: verify-generated
-verify-generated: controller-gen ## Fail if the generated files are stale.
+verify-generated: controller-gen helm-docs ## Fail if the generated files are stale.
 	@before="$$($(GENERATED_FILES) | sort | xargs sha256sum)"; \
-	$(MAKE) -s manifests generate; \
+	$(MAKE) -s manifests generate chart-docs; \
 	after="$$($(GENERATED_FILES) | sort | xargs sha256sum)"; \
 	if [ "$$before" != "$$after" ]; then \
-		echo "Generated files were stale; 'make manifests generate' updated them - review and commit:"; \
+		echo "Generated files were stale; 'make manifests generate chart-docs' updated them - review and commit:"; \
 		diff <(echo "$$before") <(echo "$$after") || true; exit 1; fi
 	@echo "generated files are up to date"
 
@@ -86,10 +99,19 @@ lint: golangci-lint ## Run golangci-lint (.golangci.yml).
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: verify-generated verify-fmt verify-tidy vet lint envtest-assets test-web ## Check generated files and lint, then run the page's, unit, runner and envtest suites.
+test: verify-generated verify-fmt verify-tidy vet lint lint-chart envtest-assets test-web ## Check generated files and lint, then run the page's, chart's, unit, runner and envtest suites.
 	@# The store's tests also run on Postgres: a throw-away server on 127.0.0.1 (hack/postgres.sh).
+	@# The chart's tests (test/chart) render it with this Helm.
 	pg="$$(hack/postgres.sh start)"; trap 'hack/postgres.sh stop' EXIT; \
-	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" CODERUN_TEST_POSTGRES="$$pg" $(GO) test ./... -race -count=1 -timeout 20m
+	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" CODERUN_TEST_POSTGRES="$$pg" HELM="$(HELM)" $(GO) test ./... -race -count=1 -timeout 20m
+
+# Values files the chart is linted with besides its defaults: one per shape of install.
+CHART_CI_VALUES = $(wildcard $(CHART)/ci/*-values.yaml)
+
+.PHONY: lint-chart
+lint-chart: helm ## helm lint --strict the chart with its default values and each of $(CHART)/ci/*-values.yaml.
+	$(HELM) lint --strict $(CHART)
+	@for f in $(CHART_CI_VALUES); do echo "$(HELM) lint --strict $(CHART) -f $$f"; $(HELM) lint --strict --quiet $(CHART) -f $$f || exit 1; done
 
 # The browser page (web/): npm ci only when package-lock.json changed, Vite only when a source did.
 WEB_SOURCES = $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/package.json -type f 2>/dev/null)
@@ -219,6 +241,21 @@ $(GOLANGCI_LINT):
 	@echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(LOCALBIN) (about a minute the first time)"
 	GOBIN=$(LOCALBIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $(GOLANGCI_LINT)
+
+.PHONY: helm
+helm: $(HELM) ## Install Helm into bin/.
+$(HELM):
+	@mkdir -p $(LOCALBIN)
+	@echo "installing helm $(HELM_VERSION) into $(LOCALBIN) (about a minute the first time)"
+	GOBIN=$(LOCALBIN) $(GO) install -ldflags "-X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)" helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $(HELM)
+
+.PHONY: helm-docs
+helm-docs: $(HELM_DOCS) ## Install helm-docs into bin/.
+$(HELM_DOCS):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) $(GO) install github.com/norwoodj/helm-docs/cmd/helm-docs@$(HELM_DOCS_VERSION)
+	mv $(LOCALBIN)/helm-docs $(HELM_DOCS)
 
 .PHONY: kind
 kind: $(KIND) ## Install kind into bin/ (only used on machines with Docker).
