@@ -163,11 +163,11 @@ kube-binaries: ## Build etcd and every Kubernetes component from the Go module p
 	hack/kube-binaries.sh kube-apiserver etcd kube-controller-manager kube-scheduler kubelet kube-proxy
 
 .PHONY: dev
-dev: kube-binaries ## Start the local cluster, build and load the images, deploy coderun and leave it running.
+dev: kube-binaries helm ## Start the local cluster, build and load the images, install the chart and leave it running.
 	hack/host-tools.sh
 	hack/local-cluster.sh up
 	hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
-	hack/dev-deploy.sh
+	HELM=$(HELM) hack/dev-deploy.sh
 	@hack/dev-info.sh
 
 .PHONY: dev-down
@@ -180,7 +180,10 @@ dev-clean: ## dev-down, and also remove the cached images in .dev/cache.
 
 .PHONY: test-e2e
 test-e2e: dev ## Run the end-to-end suites (test/e2e, then the page in Chromium) against the local cluster, bringing it up if needed.
-	KUBECONFIG=$(DEV_KUBECONFIG) FRONT_URL=http://127.0.0.1:$(DEV_WEB_PORT) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
+	@# The upgrade test moves the release to images tagged $(E2E_UPGRADE_TAG) and back.
+	IMG_TAG=$(E2E_UPGRADE_TAG) hack/dev-images.sh $(RUNNER_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG)) $(OPERATOR_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG)) $(FRONT_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG))
+	KUBECONFIG=$(DEV_KUBECONFIG) FRONT_URL=http://127.0.0.1:$(DEV_WEB_PORT) HELM=$(HELM) E2E_UPGRADE_TAG=$(E2E_UPGRADE_TAG) \
+		$(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
 	hack/host-tools.sh chromium
 	cd web && BASE_URL=http://127.0.0.1:$(DEV_WEB_PORT) ARTIFACTS_DIR=$(CURDIR)/test/artifacts/browser npm run test:browser
 
@@ -198,11 +201,31 @@ kind-up: kind ## Create a kind cluster named $(KIND_CLUSTER).
 kind-load: kind ## Load the images (build them with `make images CONTAINER_TOOL=docker CONTAINER_BUILD=build`) into kind.
 	$(KIND) load docker-image --name $(KIND_CLUSTER) $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
 
+.PHONY: test-e2e-kind
+test-e2e-kind: kind helm ## On a machine with Docker: build the images, load them into kind, helm install the chart and run test/e2e against it.
+	KIND=$(KIND) HELM=$(HELM) KIND_CLUSTER=$(KIND_CLUSTER) IMG_TAG=$(IMG_TAG) E2E_UPGRADE_TAG=$(E2E_UPGRADE_TAG) hack/kind-e2e.sh
+
 .PHONY: kind-down
 kind-down: kind ## Delete the kind cluster.
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
 ##@ Deployment
+
+RELEASE ?= coderun
+RELEASE_NAMESPACE ?= coderun-system
+# Extra arguments of helm upgrade --install, e.g. HELM_ARGS="--set image.registry=localhost".
+HELM_ARGS ?=
+# A second tag of the same images, for the e2e suite's helm upgrade.
+E2E_UPGRADE_TAG ?= $(IMG_TAG)-upgrade
+
+.PHONY: helm-install
+helm-install: helm ## helm upgrade --install the chart (release $(RELEASE) in $(RELEASE_NAMESPACE)) into the current cluster; waits until ready.
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(RELEASE_NAMESPACE) --create-namespace \
+		--set image.tag=$(IMG_TAG) --wait --timeout 5m $(HELM_ARGS)
+
+.PHONY: helm-uninstall
+helm-uninstall: helm ## helm uninstall the release (the CRD, CodeRuns and the SQLite volume stay).
+	$(HELM) uninstall $(RELEASE) --namespace $(RELEASE_NAMESPACE) --wait
 
 .PHONY: install
 install: manifests ## Install the CRD into the cluster of the current kubeconfig.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Deploys coderun into the local cluster the way a user deploys it (kubectl apply -k of the
-# project's kustomize config, here the config/dev overlay), restarts the Deployments when
+# Deploys coderun into the local cluster the way a user deploys it: `helm upgrade --install`
+# of charts/coderun, release coderun in coderun-system, with hack/dev-values.yaml (the
+# images make images built, limits for a 2-core node). Restarts the Deployments when
 # `make dev` loaded new images under the same tags, waits until everything is ready, and
 # keeps a port-forward to the front service on 127.0.0.1.
+#   HELM=bin/helm-<version> hack/dev-deploy.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_PREFIX=dev-deploy
@@ -28,15 +30,30 @@ spec:
   hostPath: {path: $volume_dir, type: Directory}
 EOF2
 
-log "applying config/dev (CRD, operator, front service, runs namespace)"
-kubectl_dev apply --server-side --force-conflicts -k "$ROOT/config/dev" >/dev/null
-kubectl_dev wait --for=condition=Established crd/coderuns.exec.coderun.dev --timeout=60s >/dev/null
-
-if [ -f "$CLUSTER_DIR/images/changed" ]; then
-	log "new images were loaded; restarting the Deployments"
-	kubectl_dev -n coderun-system rollout restart deployment >/dev/null
-	rm -f "$CLUSTER_DIR/images/changed"
+helm="${HELM:?HELM must name the helm binary (make dev sets it)}"
+# Before the chart, make dev applied config/dev with kubectl; Helm cannot adopt those objects.
+if kubectl_dev -n coderun-system get deployment coderun-operator -o jsonpath='{.metadata.labels}' 2>/dev/null |
+	quiet_grep -v '"app.kubernetes.io/managed-by":"Helm"'; then
+	die "coderun was deployed here without Helm (an older make dev): run make dev-down, then make dev"
 fi
+# `make dev` rebuilds images under the same tag; the image id as a pod annotation makes Helm
+# roll the pods of a Deployment whose image changed, and only those.
+image_id() { cat "$CLUSTER_DIR/images/localhost_coderun-$1_$IMG_TAG.id"; }
+cat >"$CLUSTER_DIR/image-values.yaml" <<EOF2
+operator: {podAnnotations: {dev.coderun.dev/image-id: "$(image_id operator)"}}
+front: {podAnnotations: {dev.coderun.dev/image-id: "$(image_id front)"}}
+EOF2
+for c in operator front; do
+	current="$(kubectl_dev -n coderun-system get deployment "coderun-$c" -o jsonpath='{.spec.template.metadata.annotations.dev\.coderun\.dev/image-id}' 2>/dev/null || true)"
+	if [ -n "$current" ] && [ "$current" != "$(image_id "$c")" ]; then
+		log "a new $c image was loaded; Helm restarts the $c Deployment"
+	fi
+done
+log "helm upgrade --install coderun charts/coderun (values: hack/dev-values.yaml, image tag $IMG_TAG)"
+"$helm" --kubeconfig "$KUBECONFIG_FILE" upgrade --install coderun "$ROOT/charts/coderun" \
+	--namespace coderun-system --create-namespace --values "$ROOT/hack/dev-values.yaml" \
+	--values "$CLUSTER_DIR/image-values.yaml" --set image.tag="$IMG_TAG" >/dev/null
+
 for d in $(kubectl_dev -n coderun-system get deployment -o name); do
 	log "waiting for $d"
 	kubectl_dev -n coderun-system rollout status "$d" --timeout=180s >/dev/null ||

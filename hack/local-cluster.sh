@@ -216,9 +216,9 @@ import_images() {
 		tidy_buildah "${BUILDAH[@]}" push --quiet "$img" "docker-archive:$CLUSTER_DIR/images/load.tar:$img" >/dev/null
 		ctr_k8s images import --no-unpack=false "$CLUSTER_DIR/images/load.tar" >/dev/null
 		rm -f "$CLUSTER_DIR/images/load.tar"
+		# dev-deploy.sh puts the id on the Deployments' pods, so a new image under the same
+		# tag rolls them.
 		echo "$id" >"$id_file"
-		# dev-deploy.sh restarts the Deployments once the same tag holds a new image.
-		[ "$img" = "$PAUSE_IMG" ] || touch "$CLUSTER_DIR/images/changed"
 	done
 }
 

@@ -1,0 +1,186 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+)
+
+// The Helm release under test, as make dev (hack/dev-deploy.sh) installs it.
+const (
+	releaseName     = "coderun"
+	chartPath       = "../../charts/coderun"
+	frontDeployment = "coderun-front"
+	submitPerPage   = 100
+)
+
+// TestHelmUpgradeKeepsSubmissions moves the release to new images the way a user upgrades
+// (helm upgrade with another image tag), checks that every saved submission is still there
+// and that runs work on the new images, then rolls back and checks the same again. It is
+// not parallel, so no other test runs while the operator and the front service restart.
+func TestHelmUpgradeKeepsSubmissions(t *testing.T) {
+	helm, newTag := os.Getenv("HELM"), os.Getenv("E2E_UPGRADE_TAG")
+	if helm == "" || newTag == "" {
+		t.Skip("HELM and E2E_UPGRADE_TAG are not set; make test-e2e sets them (and loads the images under that tag)")
+	}
+	frontURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	// Something to keep: three submissions of this test, next to whatever earlier tests saved.
+	for i := range 3 {
+		status, ans := post(ctx, t, "/submit", codeBody(fmt.Sprintf("print('kept %s %d')", suiteID, i)))
+		if status != http.StatusOK || ans.SubmissionID == nil || *ans.SubmissionID < 1 {
+			t.Fatalf("/submit: %d %+v, want 200 with a submission_id", status, ans)
+		}
+	}
+	saved := allSubmissions(ctx, t)
+	oldTag := imageTag(ctx, t, operatorDeployment)
+	revision := helmRevision(ctx, t, helm)
+	t.Logf("release %s at revision %d, images tagged %s; %d submissions saved", releaseName, revision, oldTag, len(saved))
+
+	rolledBack := false
+	t.Cleanup(func() {
+		if !rolledBack { // leave the cluster as the other tests expect it
+			runHelm(context.Background(), t, helm, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
+		}
+	})
+
+	start := time.Now()
+	runHelm(ctx, t, helm, "upgrade", releaseName, chartPath, "--reuse-values", "--set", "image.tag="+newTag, "--wait", "--timeout", "5m")
+	t.Logf("helm upgrade to %s took %s", newTag, time.Since(start).Round(time.Second))
+	expectRelease(ctx, t, newTag, saved)
+
+	start = time.Now()
+	runHelm(ctx, t, helm, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
+	rolledBack = true
+	t.Logf("helm rollback to revision %d took %s", revision, time.Since(start).Round(time.Second))
+	expectRelease(ctx, t, oldTag, saved)
+}
+
+// expectRelease checks the deployed release after an upgrade or a rollback: both
+// Deployments and the runner image carry tag, the front service answers, every submission
+// in saved is there unchanged and none other, and a program runs, in a Job of the runner image with tag.
+func expectRelease(ctx context.Context, t *testing.T, tag string, saved []json.RawMessage) {
+	t.Helper()
+	for _, name := range []string{operatorDeployment, frontDeployment} {
+		if got := imageTag(ctx, t, name); got != tag {
+			t.Fatalf("deployment %s runs images tagged %q, want %q", name, got, tag)
+		}
+	}
+	waitFrontReady(ctx, t)
+	if got := allSubmissions(ctx, t); !reflect.DeepEqual(got, saved) {
+		t.Fatalf("submissions changed:\nbefore: %s\nafter:  %s", saved, got)
+	}
+
+	status, ans := post(ctx, t, "/execute", codeBody("print(sum(range(10)))"))
+	if status != http.StatusOK || ans.Output != "45\n" {
+		t.Fatalf("/execute after the change: %d %+v, want 200 with output 45", status, ans)
+	}
+	var run execv1alpha1.CodeRun
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: runsNamespace, Name: ans.Name}, &run); err != nil {
+		t.Fatalf("CodeRun %s of the run: %v", ans.Name, err)
+	}
+	var job batchv1.Job
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: runsNamespace, Name: run.Status.JobName}, &job); err != nil {
+		t.Fatalf("Job %q of CodeRun %s: %v", run.Status.JobName, ans.Name, err)
+	}
+	if image := job.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(image, ":"+tag) {
+		t.Fatalf("the run's Job used image %s, want the runner tagged %s", image, tag)
+	}
+}
+
+// allSubmissions returns every saved submission as the API answers them, newest first.
+func allSubmissions(ctx context.Context, t *testing.T) []json.RawMessage {
+	t.Helper()
+	var all []json.RawMessage
+	for page := 1; ; page++ {
+		var answer struct {
+			Submissions []json.RawMessage `json:"submissions"`
+			Total       int               `json:"total"`
+		}
+		getJSON(ctx, t, fmt.Sprintf("/submissions?page=%d&per_page=%d", page, submitPerPage), &answer)
+		all = append(all, answer.Submissions...)
+		if len(answer.Submissions) < submitPerPage {
+			break
+		}
+	}
+	return all
+}
+
+// waitFrontReady waits until the front service answers /readyz through FRONT_URL: after
+// its pod was replaced, the port-forward of make dev reconnects within seconds.
+func waitFrontReady(ctx context.Context, t *testing.T) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, frontURL(t)+"/readyz", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		resp.Body.Close()
+		last = fmt.Errorf("status %d", resp.StatusCode)
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("the front service did not become ready at %s: %v (last: %v)", frontURL(t), err, last)
+	}
+}
+
+// imageTag returns the tag of the first container image of a Deployment in the release
+// namespace (helm --wait has waited for its rollout).
+func imageTag(ctx context.Context, t *testing.T, name string) string {
+	t.Helper()
+	var dep appsv1.Deployment
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: name}, &dep); err != nil {
+		t.Fatalf("deployment %s: %v", name, err)
+	}
+	image := dep.Spec.Template.Spec.Containers[0].Image
+	return image[strings.LastIndex(image, ":")+1:]
+}
+
+// helmRevision returns the release's current revision.
+func helmRevision(ctx context.Context, t *testing.T, helm string) int {
+	t.Helper()
+	var status struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(runHelm(ctx, t, helm, "status", releaseName, "-o", "json")), &status); err != nil || status.Version < 1 {
+		t.Fatalf("helm status -o json: revision %d, %v", status.Version, err)
+	}
+	return status.Version
+}
+
+// runHelm runs helm against the suite's cluster and release namespace, and returns stdout.
+func runHelm(ctx context.Context, t *testing.T, helm string, args ...string) string {
+	t.Helper()
+	args = append(args, "--namespace", operatorNamespace)
+	cmd := exec.CommandContext(ctx, helm, args...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
