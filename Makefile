@@ -106,7 +106,7 @@ test: verify-generated verify-fmt verify-tidy vet lint lint-chart envtest-assets
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" CODERUN_TEST_POSTGRES="$$pg" HELM="$(HELM)" $(GO) test ./... -race -count=1 -timeout 20m
 
 # Values files the chart is linted with besides its defaults: one per shape of install.
-CHART_CI_VALUES = $(wildcard $(CHART)/ci/*-values.yaml)
+CHART_CI_VALUES = $(wildcard $(CHART)/ci/*-values.yaml) hack/dev-values.yaml
 
 .PHONY: lint-chart
 lint-chart: helm ## helm lint --strict the chart with its default values and each of $(CHART)/ci/*-values.yaml.
