@@ -168,7 +168,7 @@ dev: kube-binaries helm ## Start the local cluster, build and load the images, i
 	hack/local-cluster.sh up
 	hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
 	HELM=$(HELM) hack/dev-deploy.sh
-	@hack/dev-info.sh
+	@HELM=$(HELM) hack/dev-info.sh
 
 .PHONY: dev-down
 dev-down: ## Stop the local cluster and undo every change it made to this machine (keeps the image cache).

@@ -5,12 +5,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 web="http://127.0.0.1:$DEV_WEB_PORT"
 cat <<EOF
 
-coderun is running on the local cluster (node $NODE_NAME, API server https://$NODE_IP:$API_PORT).
+coderun is running on the local cluster (node $NODE_NAME, API server https://$NODE_IP:$API_PORT),
+installed with Helm: release coderun in namespace coderun-system (values: hack/dev-values.yaml).
 
   export KUBECONFIG=$KUBECONFIG_FILE
   kubectl apply -f config/samples/exec_v1alpha1_coderun.yaml
   kubectl get coderuns -n coderun-runs -w
   kubectl get coderun hello-world -n coderun-runs -o jsonpath='{.status.result.output}'
+  ${HELM:-helm} status coderun -n coderun-system
 EOF
 if pid_alive port-forward; then
 	cat <<EOF
