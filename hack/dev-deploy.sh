@@ -37,11 +37,14 @@ if kubectl_dev -n coderun-system get deployment coderun-operator -o jsonpath='{.
 	die "coderun was deployed here without Helm (an older make dev): run make dev-down, then make dev"
 fi
 # `make dev` rebuilds images under the same tag; the image id as a pod annotation makes Helm
-# roll the pods of a Deployment whose image changed, and only those.
+# roll the pods of a Deployment whose image changed, and only those. With no storage
+# provisioner here, the front's claim binds the PersistentVolume above (no storage class).
 image_id() { cat "$CLUSTER_DIR/images/localhost_coderun-$1_$IMG_TAG.id"; }
-cat >"$CLUSTER_DIR/image-values.yaml" <<EOF2
+cat >"$CLUSTER_DIR/local-values.yaml" <<EOF2
 operator: {podAnnotations: {dev.coderun.dev/image-id: "$(image_id operator)"}}
-front: {podAnnotations: {dev.coderun.dev/image-id: "$(image_id front)"}}
+front:
+  podAnnotations: {dev.coderun.dev/image-id: "$(image_id front)"}
+  persistence: {storageClassName: ""}
 EOF2
 for c in operator front; do
 	current="$(kubectl_dev -n coderun-system get deployment "coderun-$c" -o jsonpath='{.spec.template.metadata.annotations.dev\.coderun\.dev/image-id}' 2>/dev/null || true)"
@@ -52,7 +55,7 @@ done
 log "helm upgrade --install coderun charts/coderun (values: hack/dev-values.yaml, image tag $IMG_TAG)"
 "$helm" --kubeconfig "$KUBECONFIG_FILE" upgrade --install coderun "$ROOT/charts/coderun" \
 	--namespace coderun-system --create-namespace --values "$ROOT/hack/dev-values.yaml" \
-	--values "$CLUSTER_DIR/image-values.yaml" --set image.tag="$IMG_TAG" >/dev/null
+	--values "$CLUSTER_DIR/local-values.yaml" --set image.tag="$IMG_TAG" >/dev/null
 
 for d in $(kubectl_dev -n coderun-system get deployment -o name); do
 	log "waiting for $d"

@@ -38,7 +38,8 @@ import (
 	"github.com/coderun-dev/coderun/internal/config"
 )
 
-// Where the shipped manifests (config/default) put things.
+// Where the chart (release coderun in coderun-system, as make dev installs it) and the
+// kustomize manifests (config/default) put things.
 const (
 	runsNamespace      = "coderun-runs"
 	operatorNamespace  = "coderun-system"
