@@ -5,17 +5,18 @@
 
 {{/*
 Prefix of every resource name: the release name, with the chart name appended unless the
-release name already contains it ("coderun" gives coderun-operator, coderun-front).
+release name already contains it ("coderun" gives coderun-operator, coderun-front). At most
+57 characters, so that with the longest suffix ("-front") a name stays within 63.
 */}}
 {{- define "coderun.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 57 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- .Release.Name | trunc 57 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 57 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -98,7 +99,43 @@ saying what to change.
 {{- if and .Values.ingress.enabled .Values.ingress.tls.secretName (not .Values.ingress.host) }}
 {{- fail "ingress.tls.secretName is set but ingress.host is empty: TLS needs the host name the certificate is for" }}
 {{- end }}
-{{- if gt (int .Values.runs.defaultLimits.timeoutSeconds) (int .Values.runs.maxLimits.timeoutSeconds) }}
-{{- fail (printf "runs.defaultLimits.timeoutSeconds (%d) is above runs.maxLimits.timeoutSeconds (%d)" (int .Values.runs.defaultLimits.timeoutSeconds) (int .Values.runs.maxLimits.timeoutSeconds)) }}
+{{- $r := .Values.runs }}
+{{- if gt (int $r.defaultLimits.timeoutSeconds) (int $r.maxLimits.timeoutSeconds) }}
+{{- fail (printf "runs.defaultLimits.timeoutSeconds (%d) is above runs.maxLimits.timeoutSeconds (%d)" (int $r.defaultLimits.timeoutSeconds) (int $r.maxLimits.timeoutSeconds)) }}
 {{- end }}
+{{- range $key := list "memory" "cpu" }}
+{{- $default := get $r.defaultLimits $key }}
+{{- $max := get $r.maxLimits $key }}
+{{- if gt (float64 (include "coderun.quantity" $default)) (float64 (include "coderun.quantity" $max)) }}
+{{- fail (printf "runs.defaultLimits.%s (%v) is above runs.maxLimits.%s (%v)" $key $default $key $max) }}
+{{- end }}
+{{- end }}
+{{- if lt (float64 (include "coderun.seconds" $r.startTimeout)) 10.0 }}
+{{- fail (printf "runs.startTimeout is %s: it must be at least 10s, the time a run's pod may take to be scheduled and pull its image" $r.startTimeout) }}
+{{- end }}
+{{- if le (float64 (include "coderun.seconds" .Values.front.queueWait)) 0.0 }}
+{{- fail (printf "front.queueWait is %s: it must be positive" .Values.front.queueWait) }}
+{{- end }}
+{{- if gt (add (int64 $r.runUIDMin) (int64 $r.runUIDCount)) 2147483648 }}
+{{- fail (printf "runs.runUIDMin (%d) + runs.runUIDCount (%d) goes past 2^31: run uids must stay below 2147483648" (int64 $r.runUIDMin) (int64 $r.runUIDCount)) }}
+{{- end }}
+{{- end }}
+
+{{/* A Kubernetes quantity as a number, for comparisons: "1Gi" gives 1073741824, "500m" 0.5. */}}
+{{- define "coderun.quantity" -}}
+{{- $q := toString . }}
+{{- $suffix := regexFind "(m|k|M|G|T|Ki|Mi|Gi|Ti)$" $q }}
+{{- $factors := dict "" 1.0 "m" 0.001 "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 }}
+{{- mulf (float64 (trimSuffix $suffix $q)) (get $factors $suffix) }}
+{{- end }}
+
+{{/* Seconds of a Go duration: "2m" gives 120, "1h30m" 5400, "500ms" 0.5. */}}
+{{- define "coderun.seconds" -}}
+{{- $total := 0.0 }}
+{{- $factors := dict "h" 3600.0 "m" 60.0 "s" 1.0 "ms" 0.001 }}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" (toString .) -1 }}
+{{- $unit := regexFind "(ms|s|m|h)$" . }}
+{{- $total = addf $total (mulf (float64 (trimSuffix $unit .)) (get $factors $unit)) }}
+{{- end }}
+{{- $total }}
 {{- end }}
