@@ -16,7 +16,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
@@ -28,6 +32,8 @@ const (
 	chartPath       = "../../charts/coderun"
 	frontDeployment = "coderun-front"
 	submitPerPage   = 100
+	// The Lease the operator's replicas hold for leader election (cmd/main.go).
+	leaderLease = "operator.exec.coderun.dev"
 )
 
 // TestHelmUpgradeKeepsSubmissions moves the release to new images the way a user upgrades
@@ -72,6 +78,80 @@ func TestHelmUpgradeKeepsSubmissions(t *testing.T) {
 	rolledBack = true
 	t.Logf("helm rollback to revision %d took %s", revision, time.Since(start).Round(time.Second))
 	expectRelease(ctx, t, oldTag, saved)
+}
+
+// TestOperatorFailover runs two operator replicas (helm upgrade --set
+// operator.replicaCount=2), deletes the leader while a run is in flight, and checks that the
+// other replica takes the Lease over and records that run's result; then rolls back. Not
+// parallel, like the upgrade test.
+func TestOperatorFailover(t *testing.T) {
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		t.Skip("HELM is not set; make test-e2e sets it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	revision := helmRevision(ctx, t, helm)
+	t.Cleanup(func() {
+		runHelm(context.Background(), t, helm, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
+	})
+	runHelm(ctx, t, helm, "upgrade", releaseName, chartPath, "--reuse-values", "--set", "operator.replicaCount=2", "--wait", "--timeout", "5m")
+	leader := waitForLeader(ctx, t, "")
+	t.Logf("two operator replicas; %s leads", leader)
+
+	run := newRun(runName("failover"), execv1alpha1.CodeRunSpec{
+		Source: "import time\ntime.sleep(4)\nprint('survived the failover')\n",
+		Limits: timeout(30),
+	})
+	createRun(t, run)
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, resultTimeout(run), true, func(ctx context.Context) (bool, error) {
+		var got execv1alpha1.CodeRun
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(run), &got); err != nil {
+			return false, err
+		}
+		return got.Status.Phase == execv1alpha1.PhaseRunning, nil
+	}); err != nil {
+		t.Fatalf("CodeRun %s did not start: %v", run.Name, err)
+	}
+	deleted := time.Now()
+	if err := k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: leader}}); err != nil {
+		t.Fatalf("deleting the leader %s: %v", leader, err)
+	}
+	next := waitForLeader(ctx, t, leader)
+	t.Logf("deleted the leader %s while %s ran; %s took over after %s", leader, run.Name, next, time.Since(deleted).Round(time.Millisecond))
+
+	done := waitForResult(t, run.Name, resultTimeout(run))
+	expectEnd(t, done, execv1alpha1.PhaseSucceeded, execv1alpha1.ReasonCompleted, ptr.To[int32](0))
+	if done.Status.Result.Stdout != "survived the failover\n" {
+		t.Fatalf("stdout %q, want the program's line", done.Status.Result.Stdout)
+	}
+}
+
+// waitForLeader waits until the operator's Lease is held by a running operator pod other
+// than previous, and returns that pod's name.
+func waitForLeader(ctx context.Context, t *testing.T, previous string) string {
+	t.Helper()
+	var holder string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		var lease coordinationv1.Lease
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: leaderLease}, &lease); err != nil || lease.Spec.HolderIdentity == nil {
+			return false, nil
+		}
+		// controller-runtime's identity is <pod name>_<uuid>.
+		holder, _, _ = strings.Cut(*lease.Spec.HolderIdentity, "_")
+		if holder == previous {
+			return false, nil
+		}
+		var pod corev1.Pod
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: holder}, &pod); err != nil {
+			return false, nil
+		}
+		return pod.Status.Phase == corev1.PodRunning && pod.DeletionTimestamp == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("no running operator pod other than %q holds Lease %s/%s (last holder %q): %v", previous, operatorNamespace, leaderLease, holder, err)
+	}
+	return holder
 }
 
 // expectRelease checks the deployed release after an upgrade or a rollback: both
