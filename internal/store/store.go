@@ -54,8 +54,13 @@ type Snippet struct {
 
 // Store is the service's database.
 type Store struct {
-	db *gorm.DB
+	db       *gorm.DB
+	postgres bool
 }
+
+// migrationLock is the key of the Postgres advisory lock that the front service's replicas
+// take in turn to migrate the schema (any constant unique to this application).
+const migrationLock = 0x636f646572756e // "coderun"
 
 // IsPostgres reports whether dsn selects Postgres rather than a SQLite file.
 func IsPostgres(dsn string) bool {
@@ -92,11 +97,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		// WAL lets reads go on during a write; busy_timeout waits for a lock instead of
 		// failing at once; both matter when the service restarts next to a backup job.
+		// Transactions take the write lock when they begin (immediate), so one that writes
+		// after reading waits for another writer instead of failing with "busy".
 		sep := "?"
 		if strings.Contains(dsn, "?") {
 			sep = "&"
 		}
-		db, err = gorm.Open(sqlite.Open(dsn+sep+"_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"), gcfg)
+		db, err = gorm.Open(sqlite.Open(dsn+sep+"_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate"), gcfg)
 		if err != nil {
 			return nil, fmt.Errorf("opening SQLite database %s: %w", dsn, err)
 		}
@@ -114,7 +121,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// well under a millisecond, so this is never the bottleneck.
 		sqlDB.SetMaxOpenConns(1)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, postgres: IsPostgres(dsn)}
 	if err := s.migrate(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -124,8 +131,28 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 
 // migrate brings the schema up to date. AutoMigrate only adds tables, columns and
 // indexes, never drops them, so nothing already saved is lost by an upgrade.
+//
+// Replicas that start together on a new database would each see no table and race to
+// create it, and all but one would fail. So one migrates at a time: on Postgres under an
+// advisory lock held on one connection, on SQLite in one immediate transaction (the
+// second process waits for the first's write lock, then finds the tables made).
 func (s *Store) migrate(ctx context.Context) error {
-	if err := s.db.WithContext(ctx).AutoMigrate(&Submission{}, &Snippet{}); err != nil {
+	models := []any{&Submission{}, &Snippet{}}
+	db := s.db.WithContext(ctx)
+	var err error
+	if s.postgres {
+		err = db.Connection(func(conn *gorm.DB) error {
+			if err := conn.Exec("SELECT pg_advisory_lock(?)", migrationLock).Error; err != nil {
+				return fmt.Errorf("taking the migration lock: %w", err)
+			}
+			// Released also when the connection closes, e.g. if this process dies here.
+			defer conn.Exec("SELECT pg_advisory_unlock(?)", migrationLock)
+			return conn.AutoMigrate(models...)
+		})
+	} else {
+		err = db.Transaction(func(tx *gorm.DB) error { return tx.AutoMigrate(models...) })
+	}
+	if err != nil {
 		return fmt.Errorf("migrating the database schema: %w", err)
 	}
 	return nil

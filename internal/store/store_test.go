@@ -36,6 +36,19 @@ func forEachDatabase(t *testing.T, test func(t *testing.T, open opener)) {
 // openPostgres creates a database of its own for the test on the server of base.
 func openPostgres(t *testing.T, base string) (*Store, string) {
 	t.Helper()
+	dsn := newPostgresDatabase(t, base)
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dsn, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, dsn
+}
+
+// newPostgresDatabase creates an empty database on the server of base, dropped when the
+// test ends, and returns its DSN.
+func newPostgresDatabase(t *testing.T, base string) string {
+	t.Helper()
 	admin, err := gorm.Open(postgres.Open(base), &gorm.Config{Logger: logger.Discard})
 	if err != nil {
 		t.Fatalf("connecting to %s: %v", base, err)
@@ -49,13 +62,8 @@ func openPostgres(t *testing.T, base string) (*Store, string) {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
-	dsn := u.String()
-	s, err := Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", dsn, err)
-	}
 	t.Cleanup(func() {
-		_ = s.Close()
+		// WITH (FORCE): stores the test left open must not keep the database.
 		if err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)").Error; err != nil {
 			t.Errorf("dropping database %s: %v", name, err)
 		}
@@ -63,7 +71,7 @@ func openPostgres(t *testing.T, base string) (*Store, string) {
 			_ = db.Close()
 		}
 	})
-	return s, dsn
+	return u.String()
 }
 
 func openTemp(t *testing.T) (*Store, string) {
@@ -255,6 +263,46 @@ func testConcurrentSaves(t *testing.T, open opener) {
 	}
 	if _, total, err := s.ListSubmissions(ctx, 1, 1); err != nil || total != 40 {
 		t.Fatalf("total %d, err %v; want 40", total, err)
+	}
+}
+
+// Replicas of the front service that start together on a new database each migrate the
+// schema at start; none may fail because another is doing the same at that moment.
+func TestConcurrentOpenOfNewDatabase(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testConcurrentOpen(t, filepath.Join(t.TempDir(), "coderun.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		base := os.Getenv("CODERUN_TEST_POSTGRES")
+		if base == "" {
+			t.Skip("CODERUN_TEST_POSTGRES is not set (make test sets it)")
+		}
+		testConcurrentOpen(t, newPostgresDatabase(t, base))
+	})
+}
+
+func testConcurrentOpen(t *testing.T, dsn string) {
+	ctx := context.Background()
+	const replicas = 4
+	stores := make([]*Store, replicas)
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Go(func() { stores[i], errs[i] = Open(ctx, dsn) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d of %d opening a new database at once: %v", i, replicas, err)
+		}
+		t.Cleanup(func() { _ = stores[i].Close() })
+	}
+	sub := &Submission{Code: "print(1)", Language: "python", Reason: "Completed", RunName: "r"}
+	if err := stores[0].SaveSubmission(ctx, sub); err != nil {
+		t.Fatalf("saving through replica 0: %v", err)
+	}
+	if got, err := stores[replicas-1].Submission(ctx, sub.ID); err != nil || got.Code != sub.Code {
+		t.Fatalf("reading through replica %d: %+v, %v", replicas-1, got, err)
 	}
 }
 
