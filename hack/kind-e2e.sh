@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the end-to-end suite (test/e2e) against a kind cluster, on a machine with Docker (CI
 # uses it through `make test-e2e-kind`): creates the cluster if it is not there, builds the
-# three images with Docker under IMG_TAG and E2E_UPGRADE_TAG, loads them into kind, installs
-# the chart as a user would (helm upgrade --install, images from the `localhost` registry),
-# port-forwards the front service to 127.0.0.1:PORT and runs the suite. On failure it prints
-# the pods, the Deployments and the operator's and front's logs, and exports kind's logs to
-# test/artifacts/kind. The cluster is left running: `make kind-down` deletes it.
+# three images with Docker under IMG_TAG and E2E_UPGRADE_TAG and the suite's PostgreSQL
+# image (test/images/postgres, for TestChartWithPostgres) under IMG_TAG, loads them into
+# kind, installs the chart as a user would (helm upgrade --install, images from the
+# `localhost` registry), port-forwards the front service to 127.0.0.1:PORT and runs the
+# suite. On failure it prints the pods, the Deployments and the operator's and front's logs,
+# and exports kind's logs to test/artifacts/kind. The cluster is left running: `make
+# kind-down` deletes it.
 #   KIND=bin/kind-<v> HELM=bin/helm-<v> KIND_CLUSTER=coderun IMG_TAG=0.1.0 \
 #     E2E_UPGRADE_TAG=0.1.0-upgrade CONTAINER_TOOL=docker hack/kind-e2e.sh
 set -euo pipefail
@@ -114,6 +116,12 @@ for tag in "$IMG_TAG" "$E2E_UPGRADE_TAG"; do
 		images+=("localhost/coderun-$c:$tag")
 	done
 done
+POSTGRES_IMG="localhost/coderun-e2e-postgres:$IMG_TAG"
+log "building $POSTGRES_IMG with $CONTAINER_TOOL (test/images/postgres)"
+t=$SECONDS
+"$CONTAINER_TOOL" build -t "$POSTGRES_IMG" "$ROOT/test/images/postgres"
+log "$POSTGRES_IMG built in $((SECONDS - t))s"
+images+=("$POSTGRES_IMG")
 log "loading ${#images[@]} images into kind cluster $KIND_CLUSTER"
 t=$SECONDS
 "$KIND" load docker-image --name "$KIND_CLUSTER" "${images[@]}"
@@ -148,6 +156,6 @@ wait_for "front service on http://127.0.0.1:$PORT" 60 curl -sf "http://127.0.0.1
 # 5. The suite.
 log "running test/e2e against kind cluster $KIND_CLUSTER"
 t=$SECONDS
-FRONT_URL="http://127.0.0.1:$PORT" HELM="$HELM" E2E_UPGRADE_TAG="$E2E_UPGRADE_TAG" \
+FRONT_URL="http://127.0.0.1:$PORT" HELM="$HELM" E2E_UPGRADE_TAG="$E2E_UPGRADE_TAG" E2E_POSTGRES_IMAGE="$POSTGRES_IMG" \
 	"$GO" test -tags e2e ./test/e2e -count=1 -v -timeout 40m
 log "test/e2e passed in $((SECONDS - t))s; all done in $((SECONDS - start))s (make kind-down deletes the cluster)"

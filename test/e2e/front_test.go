@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,28 +46,42 @@ func frontURL(t *testing.T) string {
 	return strings.TrimSuffix(u, "/")
 }
 
-// post sends body to the front service and decodes the JSON answer.
+// post sends body to the front service of FRONT_URL and decodes the JSON answer.
 func post(ctx context.Context, t *testing.T, path, body string) (int, runAnswer) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, frontURL(t)+path, strings.NewReader(body))
+	var ans runAnswer
+	status := call(ctx, t, frontURL(t), http.MethodPost, path, body, &ans)
+	return status, ans
+}
+
+// call sends a request with an optional JSON body to the front service at base, decodes
+// its JSON answer into into and returns the status code.
+func call(ctx context.Context, t *testing.T, base, method, path, body string, into any) int {
+	t.Helper()
+	var reader io.Reader
+	if body != "" {
+		reader = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+		t.Fatalf("%s %s%s: %v", method, base, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("POST %s: reading the answer: %v", path, err)
+		t.Fatalf("%s %s%s: reading the answer: %v", method, base, path, err)
 	}
-	var ans runAnswer
-	if err := json.Unmarshal(raw, &ans); err != nil {
-		t.Fatalf("POST %s: answer %d is not JSON: %v: %s", path, resp.StatusCode, err, raw)
+	if err := json.Unmarshal(raw, into); err != nil {
+		t.Fatalf("%s %s%s: answer %d is not JSON: %v: %s", method, base, path, resp.StatusCode, err, raw)
 	}
-	return resp.StatusCode, ans
+	return resp.StatusCode
 }
 
 func codeBody(code string) string {
@@ -234,21 +247,10 @@ func frontRuns(ctx context.Context, t *testing.T) map[string]bool {
 	return names
 }
 
+// getJSON reads path of the front service of FRONT_URL into into; anything but 200 fails.
 func getJSON(ctx context.Context, t *testing.T, path string, into any) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, frontURL(t)+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: status %d", path, resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(into); err != nil && !errors.Is(err, io.EOF) {
-		t.Fatalf("GET %s: %v", path, err)
+	if status := call(ctx, t, frontURL(t), http.MethodGet, path, "", into); status != http.StatusOK {
+		t.Fatalf("GET %s: status %d", path, status)
 	}
 }

@@ -56,7 +56,7 @@ func TestHelmUpgradeKeepsSubmissions(t *testing.T) {
 			t.Fatalf("/submit: %d %+v, want 200 with a submission_id", status, ans)
 		}
 	}
-	saved := allSubmissions(ctx, t)
+	saved := allSubmissions(ctx, t, frontURL(t))
 	oldTag := imageTag(ctx, t, operatorDeployment)
 	revision := helmRevision(ctx, t, helm)
 	t.Logf("release %s at revision %d, images tagged %s; %d submissions saved", releaseName, revision, oldTag, len(saved))
@@ -64,17 +64,17 @@ func TestHelmUpgradeKeepsSubmissions(t *testing.T) {
 	rolledBack := false
 	t.Cleanup(func() {
 		if !rolledBack { // leave the cluster as the other tests expect it
-			runHelm(context.Background(), t, helm, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
+			runHelm(context.Background(), t, helm, operatorNamespace, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
 		}
 	})
 
 	start := time.Now()
-	runHelm(ctx, t, helm, "upgrade", releaseName, chartPath, "--reuse-values", "--set", "image.tag="+newTag, "--wait", "--timeout", "5m")
+	runHelm(ctx, t, helm, operatorNamespace, "upgrade", releaseName, chartPath, "--reuse-values", "--set", "image.tag="+newTag, "--wait", "--timeout", "5m")
 	t.Logf("helm upgrade to %s took %s", newTag, time.Since(start).Round(time.Second))
 	expectRelease(ctx, t, newTag, saved)
 
 	start = time.Now()
-	runHelm(ctx, t, helm, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
+	runHelm(ctx, t, helm, operatorNamespace, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
 	rolledBack = true
 	t.Logf("helm rollback to revision %d took %s", revision, time.Since(start).Round(time.Second))
 	expectRelease(ctx, t, oldTag, saved)
@@ -93,10 +93,10 @@ func TestOperatorFailover(t *testing.T) {
 	defer cancel()
 	revision := helmRevision(ctx, t, helm)
 	t.Cleanup(func() {
-		runHelm(context.Background(), t, helm, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
+		runHelm(context.Background(), t, helm, operatorNamespace, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
 	})
-	runHelm(ctx, t, helm, "upgrade", releaseName, chartPath, "--reuse-values", "--set", "operator.replicaCount=2", "--wait", "--timeout", "5m")
-	leader := waitForLeader(ctx, t, "")
+	runHelm(ctx, t, helm, operatorNamespace, "upgrade", releaseName, chartPath, "--reuse-values", "--set", "operator.replicaCount=2", "--wait", "--timeout", "5m")
+	leader := waitForLeader(ctx, t, operatorNamespace, "")
 	t.Logf("two operator replicas; %s leads", leader)
 
 	run := newRun(runName("failover"), execv1alpha1.CodeRunSpec{
@@ -117,7 +117,7 @@ func TestOperatorFailover(t *testing.T) {
 	if err := k8s.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: leader}}); err != nil {
 		t.Fatalf("deleting the leader %s: %v", leader, err)
 	}
-	next := waitForLeader(ctx, t, leader)
+	next := waitForLeader(ctx, t, operatorNamespace, leader)
 	t.Logf("deleted the leader %s while %s ran; %s took over after %s", leader, run.Name, next, time.Since(deleted).Round(time.Millisecond))
 
 	done := waitForResult(t, run.Name, resultTimeout(run))
@@ -127,14 +127,14 @@ func TestOperatorFailover(t *testing.T) {
 	}
 }
 
-// waitForLeader waits until the operator's Lease is held by a running operator pod other
-// than previous, and returns that pod's name.
-func waitForLeader(ctx context.Context, t *testing.T, previous string) string {
+// waitForLeader waits until the operator's Lease in namespace is held by a running pod
+// other than previous, and returns that pod's name.
+func waitForLeader(ctx context.Context, t *testing.T, namespace, previous string) string {
 	t.Helper()
 	var holder string
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		var lease coordinationv1.Lease
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: leaderLease}, &lease); err != nil || lease.Spec.HolderIdentity == nil {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: leaderLease}, &lease); err != nil || lease.Spec.HolderIdentity == nil {
 			return false, nil
 		}
 		// controller-runtime's identity is <pod name>_<uuid>.
@@ -143,13 +143,13 @@ func waitForLeader(ctx context.Context, t *testing.T, previous string) string {
 			return false, nil
 		}
 		var pod corev1.Pod
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: holder}, &pod); err != nil {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: holder}, &pod); err != nil {
 			return false, nil
 		}
 		return pod.Status.Phase == corev1.PodRunning && pod.DeletionTimestamp == nil, nil
 	})
 	if err != nil {
-		t.Fatalf("no running operator pod other than %q holds Lease %s/%s (last holder %q): %v", previous, operatorNamespace, leaderLease, holder, err)
+		t.Fatalf("no running operator pod other than %q holds Lease %s/%s (last holder %q): %v", previous, namespace, leaderLease, holder, err)
 	}
 	return holder
 }
@@ -165,7 +165,7 @@ func expectRelease(ctx context.Context, t *testing.T, tag string, saved []json.R
 		}
 	}
 	waitFrontReady(ctx, t)
-	if got := allSubmissions(ctx, t); !reflect.DeepEqual(got, saved) {
+	if got := allSubmissions(ctx, t, frontURL(t)); !reflect.DeepEqual(got, saved) {
 		t.Fatalf("submissions changed:\nbefore: %s\nafter:  %s", saved, got)
 	}
 
@@ -186,8 +186,9 @@ func expectRelease(ctx context.Context, t *testing.T, tag string, saved []json.R
 	}
 }
 
-// allSubmissions returns every saved submission as the API answers them, newest first.
-func allSubmissions(ctx context.Context, t *testing.T) []json.RawMessage {
+// allSubmissions returns every saved submission of the front service at base as the API
+// answers them, newest first.
+func allSubmissions(ctx context.Context, t *testing.T, base string) []json.RawMessage {
 	t.Helper()
 	var all []json.RawMessage
 	for page := 1; ; page++ {
@@ -195,13 +196,18 @@ func allSubmissions(ctx context.Context, t *testing.T) []json.RawMessage {
 			Submissions []json.RawMessage `json:"submissions"`
 			Total       int               `json:"total"`
 		}
-		getJSON(ctx, t, fmt.Sprintf("/submissions?page=%d&per_page=%d", page, submitPerPage), &answer)
+		path := fmt.Sprintf("/submissions?page=%d&per_page=%d", page, submitPerPage)
+		if status := call(ctx, t, base, http.MethodGet, path, "", &answer); status != http.StatusOK {
+			t.Fatalf("GET %s%s: status %d", base, path, status)
+		}
 		all = append(all, answer.Submissions...)
 		if len(answer.Submissions) < submitPerPage {
-			break
+			if len(all) != answer.Total {
+				t.Fatalf("GET %s/submissions: %d listed, total %d", base, len(all), answer.Total)
+			}
+			return all
 		}
 	}
-	return all
 }
 
 // waitFrontReady waits until the front service answers /readyz through FRONT_URL: after
@@ -246,21 +252,31 @@ func helmRevision(ctx context.Context, t *testing.T, helm string) int {
 	var status struct {
 		Version int `json:"version"`
 	}
-	if err := json.Unmarshal([]byte(runHelm(ctx, t, helm, "status", releaseName, "-o", "json")), &status); err != nil || status.Version < 1 {
+	if err := json.Unmarshal([]byte(runHelm(ctx, t, helm, operatorNamespace, "status", releaseName, "-o", "json")), &status); err != nil || status.Version < 1 {
 		t.Fatalf("helm status -o json: revision %d, %v", status.Version, err)
 	}
 	return status.Version
 }
 
-// runHelm runs helm against the suite's cluster and release namespace, and returns stdout.
-func runHelm(ctx context.Context, t *testing.T, helm string, args ...string) string {
+// runHelm runs helm against the suite's cluster in namespace and returns stdout; an error
+// fails the test.
+func runHelm(ctx context.Context, t *testing.T, helm, namespace string, args ...string) string {
 	t.Helper()
-	args = append(args, "--namespace", operatorNamespace)
+	out, err := helmIn(ctx, helm, namespace, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// helmIn runs helm against the suite's cluster in namespace and returns stdout.
+func helmIn(ctx context.Context, helm, namespace string, args ...string) (string, error) {
+	args = append(args, "--namespace", namespace)
 	cmd := exec.CommandContext(ctx, helm, args...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+		return stdout.String(), fmt.Errorf("helm %s: %w\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	return stdout.String()
+	return stdout.String(), nil
 }
