@@ -93,6 +93,14 @@ func Start(t testing.TB) (*rest.Config, client.WithWatch) {
 	return cfg, cl
 }
 
+// Main runs a package's tests and then stops the API server: the body of TestMain in every
+// package that uses this one.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
 // Stop stops the API server if Start started one.
 func Stop() {
 	if env != nil {

@@ -44,11 +44,7 @@ import (
 	"github.com/coderun-dev/coderun/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestSecurity checks the isolation the chart promises in every install shape: the runs
 // namespace enforces the restricted Pod Security Standard and denies all traffic, and the

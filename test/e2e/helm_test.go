@@ -164,7 +164,8 @@ func expectRelease(ctx context.Context, t *testing.T, tag string, saved []json.R
 			t.Fatalf("deployment %s runs images tagged %q, want %q", name, got, tag)
 		}
 	}
-	waitFrontReady(ctx, t)
+	// make dev's port-forward reconnects within seconds of the front's pod being replaced.
+	waitFrontReady(ctx, t, frontURL(t), 2*time.Minute, nil)
 	if got := allSubmissions(ctx, t, frontURL(t)); !reflect.DeepEqual(got, saved) {
 		t.Fatalf("submissions changed:\nbefore: %s\nafter:  %s", saved, got)
 	}
@@ -210,13 +211,19 @@ func allSubmissions(ctx context.Context, t *testing.T, base string) []json.RawMe
 	}
 }
 
-// waitFrontReady waits until the front service answers /readyz through FRONT_URL: after
-// its pod was replaced, the port-forward of make dev reconnects within seconds.
-func waitFrontReady(ctx context.Context, t *testing.T) {
+// waitFrontReady waits up to limit until the front service at base answers /readyz: after
+// its pod was replaced, or through a port-forward just started. alive, if set, tells why
+// waiting longer is pointless (the port-forward ended).
+func waitFrontReady(ctx context.Context, t *testing.T, base string, limit time.Duration, alive func() error) {
 	t.Helper()
 	var last error
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, frontURL(t)+"/readyz", nil)
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
+		if alive != nil {
+			if err := alive(); err != nil {
+				return false, err
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
 		if err != nil {
 			return false, err
 		}
@@ -225,12 +232,12 @@ func waitFrontReady(ctx context.Context, t *testing.T) {
 			last = err
 			return false, nil
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		last = fmt.Errorf("status %d", resp.StatusCode)
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		t.Fatalf("the front service did not become ready at %s: %v (last: %v)", frontURL(t), err, last)
+		t.Fatalf("the front service did not become ready at %s: %v (last: %v)", base, err, last)
 	}
 }
 

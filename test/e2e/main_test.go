@@ -94,7 +94,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: client: %v\n", err)
 		return 2
 	}
-	suiteID = randomID()
+	suiteID = randomID(3)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -124,8 +124,9 @@ func runSuite(m *testing.M) int {
 	return code
 }
 
-func randomID() string {
-	b := make([]byte, 3)
+// randomID returns n random bytes in hex.
+func randomID(n int) string {
+	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
 	}
@@ -208,7 +209,7 @@ func deployedConfig(ctx context.Context) (config.Config, error) {
 				}
 				// config.Load reads a file, as the operator does; going through it applies the
 				// same defaults and strict parsing.
-				file := filepath.Join(os.TempDir(), "coderun-e2e-operator-config-"+randomID()+".yaml")
+				file := filepath.Join(os.TempDir(), "coderun-e2e-operator-config-"+randomID(3)+".yaml")
 				if err := os.WriteFile(file, []byte(data), 0o600); err != nil {
 					return config.Config{}, err
 				}

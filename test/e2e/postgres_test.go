@@ -5,8 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -100,7 +98,7 @@ func TestChartWithPostgres(t *testing.T) {
 		// PostgreSQL checks the password: the URL is the only place the front finds it.
 		url := fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgUser, pgPassword, net.JoinHostPort(serverIP, "5432"), pgUser)
 		createObject(ctx, t, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: pgURLSecret, Namespace: pgReleaseNamespace, Labels: pgLabels()},
+			ObjectMeta: metav1.ObjectMeta{Name: pgURLSecret, Namespace: pgReleaseNamespace, Labels: suiteLabels()},
 			StringData: map[string]string{"url": url},
 		})
 	})
@@ -190,23 +188,12 @@ func TestChartWithPostgres(t *testing.T) {
 }
 
 // pgPassword is the PostgreSQL user's password, new for each test process.
-var pgPassword = func() string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}()
-
-// pgLabels are the labels of every object the test creates itself.
-func pgLabels() map[string]string {
-	return map[string]string{partOfLabel: partOfValue, suiteLabel: suiteID}
-}
+var pgPassword = randomID(16)
 
 // pgNamespaceObject is a namespace of the test that enforces the restricted Pod Security
 // Standard: the chart's pods pass it, and so does the PostgreSQL pod.
 func pgNamespaceObject(name string) *corev1.Namespace {
-	labels := pgLabels()
+	labels := suiteLabels()
 	labels["pod-security.kubernetes.io/enforce"] = "restricted"
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 }
@@ -232,11 +219,11 @@ func startPostgres(ctx context.Context, t *testing.T, image string) string {
 	t.Helper()
 	createObject(ctx, t, pgNamespaceObject(pgNamespace))
 	createObject(ctx, t, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: pgServer, Namespace: pgNamespace, Labels: pgLabels()},
+		ObjectMeta: metav1.ObjectMeta{Name: pgServer, Namespace: pgNamespace, Labels: suiteLabels()},
 		StringData: map[string]string{"password": pgPassword},
 	})
 	selector := map[string]string{"app.kubernetes.io/name": "e2e-postgres"}
-	labels := pgLabels()
+	labels := suiteLabels()
 	labels["app.kubernetes.io/name"] = "e2e-postgres"
 	emptyDir := func(name, size string) corev1.Volume {
 		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse(size))}}}
@@ -293,7 +280,7 @@ func startPostgres(ctx context.Context, t *testing.T, image string) string {
 		},
 	})
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: pgServer, Namespace: pgNamespace, Labels: pgLabels()},
+		ObjectMeta: metav1.ObjectMeta{Name: pgServer, Namespace: pgNamespace, Labels: suiteLabels()},
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: selector,
@@ -675,31 +662,14 @@ func startPortForward(t *testing.T, namespace, target string) *portForward {
 	}()
 	t.Cleanup(pf.stop)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var last string
-	err = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	waitFrontReady(context.Background(), t, pf.url, time.Minute, func() error {
 		select {
 		case <-pf.done:
-			return false, fmt.Errorf("kubectl port-forward ended: %s", pf.out.String())
+			return fmt.Errorf("kubectl port-forward %s ended: %s", target, pf.out.String())
 		default:
+			return nil
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, pf.url+"/readyz", nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
 	})
-	if err != nil {
-		t.Fatalf("the front service did not answer /readyz through the port-forward to %s: %v (last: %s)", target, err, last)
-	}
 	return pf
 }
 
