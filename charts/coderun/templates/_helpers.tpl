@@ -50,6 +50,58 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- printf "%s/%s:%s" $root.Values.image.registry (index . 1).repository (default $root.Chart.AppVersion $root.Values.image.tag) }}
 {{- end }}
 
+{{/*
+Where and with what a component's pods run: pull secrets, priority, node selector,
+tolerations, affinity. include "coderun.podPlacement" (list . .Values.operator)
+*/}}
+{{- define "coderun.podPlacement" -}}
+{{- $root := index . 0 }}
+{{- $c := index . 1 }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $c.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+With several replicas, keep one through voluntary disruptions (node drains):
+include "coderun.podDisruptionBudget" (list . "front" .Values.front.replicaCount)
+*/}}
+{{- define "coderun.podDisruptionBudget" -}}
+{{- $root := index . 0 }}
+{{- $component := index . 1 }}
+{{- if gt (int (index . 2)) 1 }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "coderun.fullname" $root }}-{{ $component }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "coderun.componentLabels" (list $root $component) | nindent 4 }}
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels:
+      {{- include "coderun.selectorLabels" (list $root $component) | nindent 6 }}
+{{- end }}
+{{- end }}
+
 {{/* True (non-empty) when the front service keeps its data in PostgreSQL. */}}
 {{- define "coderun.postgres" -}}
 {{- if or .Values.front.database.url .Values.front.database.existingSecret }}true{{ end }}
