@@ -41,6 +41,23 @@ const chrome = EditorView.theme({
   '&.cm-focused': { outline: 'none' },
 });
 
+// Typing over a selection is done here, not by the browser. Left to Chrome's contenteditable
+// editing, it deletes the selection and keeps the deleted text's colour as "typing style" by
+// writing style="color: rgb(...)" onto the line (CodeMirror then removes it). The page's
+// Content-Security-Policy allows no inline style, so that write is blocked and logged as a
+// style-src-attr violation. Replacing the selection with a transaction never lets the browser
+// touch the DOM; the "input.type" event keeps indentOnInput and undo grouping as for typing.
+// Composition (IME, dead keys) is left to CodeMirror, which must see it happen natively.
+const typeOverSelection = EditorView.domEventHandlers({
+  beforeinput(event, view) {
+    if (event.inputType !== 'insertText' || event.data == null || event.isComposing || view.composing) return false;
+    if (view.state.readOnly || view.state.selection.ranges.every((r) => r.empty)) return false;
+    event.preventDefault();
+    view.dispatch(view.state.replaceSelection(event.data), { scrollIntoView: true, userEvent: 'input.type' });
+    return true;
+  },
+});
+
 export interface EditorHandle {
   setValue(text: string): void;
   focus(): void;
@@ -86,6 +103,7 @@ export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialV
           python(),
           syntaxHighlighting(highlight),
           chrome,
+          typeOverSelection,
           Prec.highest(
             keymap.of([
               {
