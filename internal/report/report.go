@@ -30,6 +30,9 @@ const MaxEncodedSize = 3*6*MaxOutputLimit + 64*1024
 // MaxOutputLimit is the largest output limit (in bytes) the runner may be configured with.
 const MaxOutputLimit = 256 * 1024
 
+// MaxMessage bounds Report.Message, in bytes: Parse refuses a report with a longer one.
+const MaxMessage = 4096
+
 // Reason says how a run ended. The vocabulary is small and closed; the API documents it.
 type Reason string
 
@@ -184,7 +187,7 @@ func (r Report) validate() error {
 	if r.WallTimeMicros < 0 || r.CPUTimeMicros < 0 || r.PeakMemoryBytes < 0 {
 		return errors.New("negative time or memory")
 	}
-	if len(r.Signal) > 16 || len(r.Message) > 4096 {
+	if len(r.Signal) > 16 || len(r.Message) > MaxMessage {
 		return errors.New("signal or message too long")
 	}
 	for name, s := range map[string]string{"stdout": r.Stdout, "stderr": r.Stderr, "output": r.Output} {

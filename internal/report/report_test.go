@@ -194,12 +194,33 @@ func TestForTerminationMessage(t *testing.T) {
 
 func TestReasons(t *testing.T) {
 	t.Parallel()
-	for _, r := range Reasons {
+	// The wire names, written out: renaming a constant, or leaving one out of Reasons,
+	// fails here.
+	want := map[Reason]string{
+		Completed:           "Completed",
+		NonZeroExit:         "NonZeroExit",
+		Signaled:            "Signaled",
+		TimeLimitExceeded:   "TimeLimitExceeded",
+		MemoryLimitExceeded: "MemoryLimitExceeded",
+		OutputLimitExceeded: "OutputLimitExceeded",
+		SystemError:         "SystemError",
+	}
+	if len(Reasons) != len(want) {
+		t.Errorf("Reasons has %d entries, want %d: %v", len(Reasons), len(want), Reasons)
+	}
+	for r, name := range want {
+		if string(r) != name {
+			t.Errorf("reason %q, want %q", r, name)
+		}
 		if !r.Valid() {
 			t.Errorf("%s is not valid", r)
 		}
+		if _, err := Parse(Encode(Report{Reason: r})); err != nil {
+			t.Errorf("a report with reason %s does not parse: %v", r, err)
+		}
 	}
-	for _, r := range []Reason{"", "completed", "Completed ", "OOMKilled"} {
+	// Rejected is the operator's alone: no runner reports it.
+	for _, r := range []Reason{"", "completed", "Completed ", "OOMKilled", "Rejected"} {
 		if r.Valid() {
 			t.Errorf("%q is valid", r)
 		}
