@@ -1,5 +1,7 @@
 // Package procfs reads the few facts about processes that the runner and its tests need
-// from /proc: which processes a uid owns, and whether they are zombies.
+// from /proc: which processes a uid owns, whether a process is alive, its children, and
+// how much memory a process tree uses. Every function tolerates processes that exit while
+// it reads: they are left out, or count as gone.
 package procfs
 
 import (
@@ -8,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 )
+
+// root is where procfs is mounted.
+const root = "/proc"
 
 // Process is one entry of /proc.
 type Process struct {
@@ -29,7 +34,7 @@ func (p Process) String() string {
 // OwnedBy lists the processes whose real, effective or saved uid is uid, zombies
 // included. Processes that vanish while it reads are left out.
 func OwnedBy(uid int) []Process {
-	entries, err := os.ReadDir("/proc")
+	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil
 	}
@@ -40,7 +45,7 @@ func OwnedBy(uid int) []Process {
 		if err != nil {
 			continue
 		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		data, err := os.ReadFile(root + "/" + e.Name() + "/status")
 		if err != nil {
 			continue
 		}
