@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coderun-dev/coderun/internal/procfs"
 	"github.com/coderun-dev/coderun/internal/report"
 	"github.com/coderun-dev/coderun/internal/runner"
 	"github.com/coderun-dev/coderun/internal/runner/runnertest"
+	"github.com/coderun-dev/coderun/internal/testneed"
 )
 
 // runnerBin is the runner binary that TestMain builds, as it ships (static, no cgo).
@@ -169,12 +171,15 @@ func wall(r report.Report) time.Duration { return time.Duration(r.WallTimeMicros
 func cpu(r report.Report) time.Duration  { return time.Duration(r.CPUTimeMicros) * time.Microsecond }
 
 // checkNoProcessLeft fails when a process of the sandbox's uid is alive, or when its
-// zombies are not reaped within a few seconds (the machine's init reaps them).
+// zombies are not reaped within a few seconds (the machine's init reaps them). It needs a
+// dedicated uid, so root: otherwise it skips the test, after the checks before it (or
+// fails it: see testneed), rather than pass without looking.
 func (s *sandbox) checkNoProcessLeft() {
 	t := s.t
 	t.Helper()
 	if s.uid == 0 {
-		return
+		testneed.Root(t, "to check that no process of the program's own uid is left")
+		t.Fatal("the sandbox has no uid of its own") // runnertest.UID gives one to root
 	}
 	if left := runnertest.LiveProcessesOf(s.uid); len(left) > 0 {
 		t.Errorf("processes of uid %d alive after the run: %v", s.uid, left)
@@ -510,9 +515,7 @@ func checkForkBombStopped(t *testing.T, res result) {
 // to reach every process.
 func TestForkBomb(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to run the fork bomb as a dedicated uid that RLIMIT_NPROC applies to")
-	}
+	testneed.Root(t, "to run the fork bomb as a dedicated uid that RLIMIT_NPROC applies to")
 	s := newSandbox(t, forkBomb)
 	res := runRunner(t, nil, s.args(forkBombFlags...)...)
 	checkForkBombStopped(t, res)
@@ -570,7 +573,7 @@ func TestEscapedBackgroundProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if runnertest.Alive(pid) {
+	if procfs.Alive(pid) {
 		t.Errorf("the escaped process %d is alive", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -619,11 +622,9 @@ const pid1Output = "runner is pid 1: True\norphan reaped: True\n" +
 // pod the runner and the program share a non-root uid; that is tested too.
 func TestPID1(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a PID namespace")
-	}
+	testneed.Root(t, "for a PID namespace")
 	if err := exec.Command("unshare", "-p", "-f", "--mount-proc", "true").Run(); err != nil {
-		t.Skipf("cannot make a PID namespace here: %v", err)
+		testneed.Skip(t, "cannot make a PID namespace here: %v", err)
 	}
 	namespace := []string{"unshare", "-p", "-f", "--mount-proc"}
 	// asRoot runs the runner as root in the namespace; it runs the program as the sandbox's
@@ -634,7 +635,7 @@ func TestPID1(t *testing.T) {
 	// asPod runs the runner in the namespace itself as the sandbox's uid, with no --uid.
 	asPod := func(t *testing.T, s *sandbox, flags ...string) result {
 		if _, err := exec.LookPath("setpriv"); err != nil {
-			t.Skip("no setpriv here")
+			testneed.Skip(t, "no setpriv here")
 		}
 		id := strconv.Itoa(s.uid)
 		wrapper := slices.Concat(namespace, []string{"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups"})

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coderun-dev/coderun/internal/procfs"
 )
 
 // cleanupMode is how the runner finds and kills what the program left behind once the
@@ -26,17 +28,7 @@ const (
 	cleanupUID
 )
 
-func (m cleanupMode) String() string {
-	switch m {
-	case cleanupNamespace:
-		return "namespace"
-	case cleanupUID:
-		return "uid"
-	default:
-		return "descendants"
-	}
-}
-
+// chooseCleanup picks how a run with c cleans up: see cleanupMode.
 func chooseCleanup(c Config) cleanupMode {
 	switch {
 	case os.Getpid() == 1:
@@ -50,6 +42,37 @@ func chooseCleanup(c Config) cleanupMode {
 
 // cleanupTimeout bounds each way of cleaning up.
 const cleanupTimeout = 2 * time.Second
+
+// cleanUp kills whatever the program left behind, drains the output pipes for a bounded
+// time and, as PID 1, waits (also bounded) until reaped is closed: every process of the
+// namespace is reaped.
+func (r *run) cleanUp(pipes *pipeReader, reaped <-chan struct{}) {
+	r.killLeftovers()
+	if err := pipes.stop(time.Now().Add(drainTimeout)); err != nil {
+		r.logf("reading the program's output: %v", err)
+	}
+	if r.cleanup == cleanupNamespace {
+		select {
+		case <-reaped:
+		case <-time.After(cleanupTimeout):
+			r.logf("processes left unreaped")
+		}
+	}
+}
+
+// killLeftovers kills the processes that escaped the program's process group, the way
+// r.cleanup says. The reaper has killed the process group already, before it reaped the
+// main process.
+func (r *run) killLeftovers() {
+	switch r.cleanup {
+	case cleanupNamespace:
+		killNamespace()
+	case cleanupUID:
+		r.killUID(r.cfg.RunAsUID)
+	case cleanupDescendants:
+		r.killDescendants()
+	}
+}
 
 // killGroup kills the program's process group. (Never kill(-1): see killNamespace.)
 func killGroup(pgid int) {
@@ -115,7 +138,7 @@ func (r *run) killDescendants() {
 	self := os.Getpid()
 	deadline := time.Now().Add(cleanupTimeout)
 	for {
-		kids := childrenOf(self)
+		kids := procfs.Children(self)
 		if len(kids) == 0 {
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coderun-dev/coderun/internal/procfs"
 	"github.com/coderun-dev/coderun/internal/report"
 	"github.com/coderun-dev/coderun/internal/runner/runnertest"
 )
@@ -346,7 +347,7 @@ print("parent done")
 	if _, err := fmt.Sscan(string(data), &pid); err != nil {
 		t.Fatal(err)
 	}
-	if runnertest.Alive(pid) {
+	if procfs.Alive(pid) {
 		t.Errorf("the escaped process %d is still alive", pid)
 	}
 	if cfg.RunAsUID != 0 {

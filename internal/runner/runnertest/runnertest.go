@@ -4,18 +4,18 @@
 package runnertest
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/coderun-dev/coderun/internal/procfs"
+	"github.com/coderun-dev/coderun/internal/testneed"
 )
 
 // Python returns the interpreter the tests run: Debian's, which every uid can execute (a
-// pyenv under /root is not), else python3 from PATH. It skips the test when there is none.
+// pyenv under /root is not), else python3 from PATH. Without one, it skips the test (or
+// fails it: see testneed).
 func Python(t testing.TB) string {
 	t.Helper()
 	if _, err := os.Stat("/usr/bin/python3"); err == nil {
@@ -23,7 +23,7 @@ func Python(t testing.TB) string {
 	}
 	p, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("no python3 here")
+		testneed.Skip(t, "no python3 here")
 	}
 	return p
 }
@@ -69,16 +69,4 @@ func describe(ps []procfs.Process) []string {
 		out = append(out, p.String())
 	}
 	return out
-}
-
-// Alive reports whether pid is a process that is not a zombie.
-func Alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name in parentheses.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 }
