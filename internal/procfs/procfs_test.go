@@ -147,8 +147,8 @@ func TestProcessTree(t *testing.T) {
 		t.Errorf("tree(self, self) = %v, want self once, then its child %d among the rest", pids, child)
 	}
 	own, kid := ResidentBytes(self), ResidentBytes(child)
-	if tree := TreeMemory([]int{self}); own <= 0 || kid <= 0 || tree <= kid {
-		t.Errorf("own RSS %d, the child's %d, the tree's %d", own, kid, tree)
+	if all := TreeMemory([]int{self}); own <= 0 || kid <= 0 || all <= kid {
+		t.Errorf("own RSS %d, the child's %d, the tree's %d", own, kid, all)
 	}
 	if single := TreeMemory([]int{child}); single != ResidentBytes(child) {
 		t.Errorf("TreeMemory of one process %d, want its RSS %d", single, ResidentBytes(child))
