@@ -101,6 +101,13 @@ type Report struct {
 	// OutputInLog is set on a Summary: the output fields were left out of the termination
 	// message, and the full report is the last report line of the container's log.
 	OutputInLog bool `json:"outputInLog,omitempty"`
+
+	// NotRun says that no program was started: a warm pool member's runner ended without
+	// a request it could run (none arrived in time, it was incomplete or malformed, or it
+	// did not fit the member's shape). Only with reason SystemError, and nothing measured.
+	// A reader may then give the run to another member or a new pod. Readers that predate
+	// the field ignore it and see a SystemError.
+	NotRun bool `json:"notRun,omitempty"`
 }
 
 // Summary returns a copy of r without its output, marked OutputInLog, small enough for a
@@ -193,6 +200,15 @@ func (r Report) validate() error {
 	for name, s := range map[string]string{"stdout": r.Stdout, "stderr": r.Stderr, "output": r.Output} {
 		if len(s) > MaxOutputLimit*utf8.UTFMax {
 			return fmt.Errorf("%s is %d bytes, more than allowed", name, len(s))
+		}
+	}
+	if r.NotRun {
+		if r.Reason != SystemError {
+			return fmt.Errorf("notRun with reason %s, not %s", r.Reason, SystemError)
+		}
+		if r.ExitCode != 0 || r.Signal != "" || r.Stdout != "" || r.Stderr != "" || r.Output != "" ||
+			r.StdoutTruncated || r.StderrTruncated || r.WallTimeMicros != 0 || r.CPUTimeMicros != 0 || r.PeakMemoryBytes != 0 {
+			return errors.New("notRun with an exit code, a signal, output, time or memory of a program")
 		}
 	}
 	return nil
