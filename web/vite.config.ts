@@ -47,6 +47,6 @@ export default defineConfig({
   preview: { host: '127.0.0.1' },
   test: {
     environment: 'node',
-    include: ['src/**/*.test.ts'],
+    include: ['src/**/*.test.ts', 'browser-test/**/*.test.mjs'],
   },
 });

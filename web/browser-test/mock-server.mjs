@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pageCSP } from './csp.mjs';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png' };
@@ -114,10 +115,11 @@ async function file(res, rel) {
   if (!path.startsWith(dist)) return json(res, 404, { error: 'not found' });
   try {
     const data = await readFile(path);
-    // A strict policy, to show the page needs no inline script or style and nothing off-site.
+    // The front service's policy (internal/httpapi/static.go, via csp.mjs): the page needs no
+    // inline script or style and nothing off-site.
     res.writeHead(200, {
       'Content-Type': types[extname(path)] ?? 'application/octet-stream',
-      'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'Content-Security-Policy': pageCSP,
       'X-Content-Type-Options': 'nosniff',
     });
     res.end(data);
