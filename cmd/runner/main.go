@@ -2,6 +2,9 @@
 // program under limits and prints one machine-readable report (internal/report) as the
 // last line of its stdout, and optionally to a file such as /dev/termination-log.
 //
+// With --request=stdin it is a warm pool member's runner: it waits for one request
+// (internal/delivery) on its stdin instead of reading --source and --stdin; see warm.go.
+//
 // Exit status: 0 whenever the report was produced and written (the program's own exit code
 // is in the report), 2 on bad flags (a SystemError report is still printed), 3 when the
 // report file could not be written (the report is still printed). Only a 0 tells a reader
@@ -35,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg := runner.DefaultConfig()
 	var reportPath string
 	var uid int64
+	var warm warmFlags
 	fs := flag.NewFlagSet("runner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Source, "source", "", "the program file (required); python runs it by this path")
@@ -50,10 +54,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxOpenFiles, "max-open-files", cfg.MaxOpenFiles, "RLIMIT_NOFILE for the program")
 	fs.StringVar(&reportPath, "report", "", "also write the report (or its summary, if the whole does not fit) to this file, e.g. /dev/termination-log")
 	fs.Int64Var(&uid, "uid", 0, "run the program as this dedicated uid (and gid), which the runner kills every process of afterwards; needs root; for tests")
+	warm.register(fs)
 
 	badFlags := func(err error) int {
 		fmt.Fprintf(stderr, "runner: %v\n", err)
-		emit(runner.SystemErrorReport("the runner was given bad flags: "+err.Error()), openReport(reportPath, stderr), stdout, stderr)
+		r := runner.SystemErrorReport("the runner was given bad flags: " + err.Error())
+		// A warm member's runner that stops here never read a request.
+		r.NotRun = warm.enabled()
+		emit(r, openReport(reportPath, stderr), stdout, stderr)
 		return 2
 	}
 	if err := fs.Parse(args); err != nil {
@@ -74,6 +82,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return badFlags(errors.New("--uid 0: the program never runs as root"))
 	}
 	cfg.RunAsUID = int(uid)
+	if err := warm.apply(&cfg, isSet); err != nil {
+		return badFlags(err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return badFlags(err)
 	}
@@ -90,7 +101,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// SIGTERM (the pod is being deleted) or SIGINT stops the program; a report follows.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	written := emit(runner.Run(ctx, cfg), reportFile, stdout, stderr)
+	var r report.Report
+	if warm.enabled() {
+		r = warm.serve(ctx, cfg, stdinFD)
+	} else {
+		r = runner.Run(ctx, cfg)
+	}
+	written := emit(r, reportFile, stdout, stderr)
 	if !written || (reportPath != "" && reportFile == nil) {
 		return 3
 	}
