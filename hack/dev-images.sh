@@ -6,17 +6,45 @@
 #      own Dockerfiles build here unchanged (and with Docker elsewhere);
 #   2. `make images` (runner, operator, front service) with buildah's store in .dev/cache;
 #   3. hack/local-cluster.sh import, which skips images containerd already has.
+# debootstrap takes the Debian archive from this machine's apt sources (see debian_mirror), or
+# from DEBIAN_MIRROR when set. `hack/dev-images.sh mirror` prints the one it would use.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_PREFIX=dev-images
+
+# debian_mirror prints the Debian archive that apt on this machine is set up with, as apt itself
+# parses its sources (deb822 *.sources files and one-line sources.list and *.list files alike),
+# so the repository names no package host. It is the first `deb` source of a plain suite
+# (trixie, stable: not -security, -updates or -backports, which are other archives or hold only
+# updates): one whose Release file says Origin and Label Debian once `apt-get update` has run,
+# else one whose path ends in /debian. Override with DEBIAN_MIRROR=<URL>.
+debian_mirror() {
+	if [ -n "${DEBIAN_MIRROR:-}" ]; then
+		echo "${DEBIAN_MIRROR%/}"
+		return
+	fi
+	command -v apt-get >/dev/null || die "apt-get is missing, so there are no apt sources to take a Debian mirror from; set DEBIAN_MIRROR=<URL of a Debian archive>"
+	local targets=(indextargets --format '$(RELEASE) $(REPO_URI)' 'Identifier: Packages' 'Target-Of: deb') uri
+	uri="$(apt-get "${targets[@]}" 'Origin: Debian' 'Label: Debian' 2>/dev/null | awk '$1 !~ /[-\/]/ { print $2; exit }')"
+	if [ -z "$uri" ]; then
+		uri="$(apt-get --no-release-info "${targets[@]}" 2>/dev/null | awk '$1 !~ /[-\/]/ && $2 ~ /\/debian\/?$/ { print $2; exit }')"
+	fi
+	[ -n "$uri" ] || die "no Debian archive in apt's sources (/etc/apt/sources.list, /etc/apt/sources.list.d/*.list or *.sources):" \
+		"add a 'deb' source of a Debian mirror for a plain suite (say trixie) and run apt-get update, or set DEBIAN_MIRROR=<URL of a Debian archive>"
+	echo "${uri%/}"
+}
+
+if [ "${1:-}" = mirror ]; then
+	debian_mirror
+	exit 0
+fi
 
 base_image() {
 	if "${BUILDAH[@]}" inspect --type image "$BASE_IMG" >/dev/null 2>&1; then return 0; fi
 	local suite="${BASE_IMG##*:}" dir="$CACHE_DIR/base"
 	suite="${suite%-slim}"
 	local mirror
-	mirror="$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/*$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)"
-	mirror="${mirror:-http://deb.debian.org/debian}"
+	mirror="$(debian_mirror)"
 	log "making $BASE_IMG with debootstrap ($suite minbase from $mirror, about a minute)"
 	rm -rf "$dir" && mkdir -p "$dir/rootfs"
 	debootstrap --variant=minbase "$suite" "$dir/rootfs" "$mirror" >"$dir/debootstrap.log" 2>&1 ||
