@@ -6,8 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/diff"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 )
@@ -73,6 +76,36 @@ tolerations: [{key: sandbox, operator: Exists, effect: NoSchedule}]
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
 		t.Error("a missing file loaded without error")
+	}
+}
+
+// shippedConfig is the operator's configuration as deployed (config/manager), which says it
+// spells out the defaults.
+const shippedConfig = "../../config/manager/operator-config.yaml"
+
+// TestShippedConfigIsDefault pins the copy of the defaults in the shipped file to Default,
+// so that changing one without the other fails here rather than in a cluster.
+func TestShippedConfigIsDefault(t *testing.T) {
+	loaded, err := Load(shippedConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Semantic: quantities compare by value, as "1Gi" parsed twice may differ in cache.
+	if !apiequality.Semantic.DeepEqual(loaded, Default()) {
+		t.Errorf("Load(%s) differs from Default() (-file +Default):\n%s", shippedConfig, diff.Diff(loaded, Default()))
+	}
+	// Load reads the file over the defaults, so a default missing from the file would pass
+	// above; read alone, the file must still give every default.
+	data, err := os.ReadFile(shippedConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alone Config
+	if err := yaml.UnmarshalStrict(data, &alone); err != nil {
+		t.Fatal(err)
+	}
+	if !apiequality.Semantic.DeepEqual(alone, Default()) {
+		t.Errorf("%s does not spell out every default (-file +Default):\n%s", shippedConfig, diff.Diff(alone, Default()))
 	}
 }
 
