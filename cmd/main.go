@@ -9,7 +9,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -55,10 +54,7 @@ func main() {
 	utilruntime.Must(execv1alpha1.AddToScheme(scheme))
 
 	// Cache only run Jobs and pods, not every Job and pod of the cluster.
-	runSelector := labels.SelectorFromSet(labels.Set{
-		"app.kubernetes.io/component":  "run",
-		"app.kubernetes.io/managed-by": "coderun-operator",
-	})
+	runSelector := execv1alpha1.RunPodSelector()
 	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&batchv1.Job{}: {Label: runSelector},
 		&corev1.Pod{}:  {Label: runSelector},
@@ -95,7 +91,7 @@ func main() {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("coderun-operator"),
+		Recorder:  mgr.GetEventRecorder(execv1alpha1.ManagedByOperator),
 		Config:    cfg,
 		Logs:      controllers.PodLogReader{Clientset: clientset},
 	}

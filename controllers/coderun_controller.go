@@ -368,9 +368,9 @@ func (r *CodeRunReconciler) finish(run *execv1alpha1.CodeRun, res *execv1alpha1.
 		summary += ": " + res.Message
 	}
 	if res.Reason == execv1alpha1.ReasonRejected {
-		r.setCondition(run, execv1alpha1.ConditionAdmitted, metav1.ConditionFalse, string(res.Reason), res.Message)
+		r.setCondition(run, execv1alpha1.ConditionAdmitted, metav1.ConditionFalse, res.Reason.ConditionReason(), res.Message)
 	}
-	r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionTrue, string(res.Reason), summary)
+	r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionTrue, res.Reason.ConditionReason(), summary)
 	*pending = append(*pending, pendingEvent{eventType, string(res.Reason), "Finish", summary})
 }
 
@@ -378,9 +378,9 @@ func (r *CodeRunReconciler) finish(run *execv1alpha1.CodeRun, res *execv1alpha1.
 // the status write fail on every retry.
 const maxConditionMessage = 32768
 
-func (r *CodeRunReconciler) setCondition(run *execv1alpha1.CodeRun, t string, status metav1.ConditionStatus, reason, message string) {
+func (r *CodeRunReconciler) setCondition(run *execv1alpha1.CodeRun, t execv1alpha1.ConditionType, status metav1.ConditionStatus, reason execv1alpha1.ConditionReason, message string) {
 	meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{
-		Type: t, Status: status, Reason: reason, Message: cutUTF8(message, maxConditionMessage),
+		Type: t.String(), Status: status, Reason: reason.String(), Message: cutUTF8(message, maxConditionMessage),
 		ObservedGeneration: run.Generation,
 		LastTransitionTime: metav1.NewTime(r.Clock.Now()),
 	})
@@ -390,7 +390,7 @@ func (r *CodeRunReconciler) setCondition(run *execv1alpha1.CodeRun, t string, st
 // newest.
 func (r *CodeRunReconciler) runPod(ctx context.Context, run *execv1alpha1.CodeRun) (*corev1.Pod, error) {
 	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(run.Namespace), client.MatchingLabels{LabelRunUID: string(run.UID)}); err != nil {
+	if err := r.List(ctx, pods, client.InNamespace(run.Namespace), client.MatchingLabels{execv1alpha1.LabelRunUID: string(run.UID)}); err != nil {
 		return nil, fmt.Errorf("listing the run's pods: %w", err)
 	}
 	var newest *corev1.Pod
@@ -517,7 +517,7 @@ func (r *CodeRunReconciler) runEvents() handler.TypedEventHandler[client.Object,
 
 // podToRun maps a run pod to its CodeRun.
 func podToRun(ctx context.Context, obj client.Object) []reconcile.Request {
-	name := obj.GetAnnotations()[AnnotationRun]
+	name := obj.GetAnnotations()[execv1alpha1.AnnotationRun]
 	if name == "" {
 		return nil
 	}

@@ -74,7 +74,7 @@ func TestJobIsLockedDown(t *testing.T) {
 		"one container":                          len(pod.Containers) == 1 && len(pod.InitContainers) == 0,
 		"input and scratch volumes only":         len(pod.Volumes) == 2 && pod.Volumes[0].DownwardAPI != nil && pod.Volumes[1].EmptyDir != nil,
 		"scratch is memory-backed and bounded":   pod.Volumes[1].EmptyDir.Medium == corev1.StorageMediumMemory && pod.Volumes[1].EmptyDir.SizeLimit.String() == "16Mi",
-		"source and stdin travel as annotations": js.Template.Annotations[AnnotationSource] == run.Spec.Source && js.Template.Annotations[AnnotationStdin] == "some input\n",
+		"source and stdin travel as annotations": js.Template.Annotations[execv1alpha1.AnnotationSource] == run.Spec.Source && js.Template.Annotations[execv1alpha1.AnnotationStdin] == "some input\n",
 	}
 	c := pod.Containers[0]
 	sc := c.SecurityContext
@@ -472,7 +472,7 @@ func TestQueue(t *testing.T) {
 				q = getRun(t, runs[next+2])
 				return q.Status.Phase == execv1alpha1.PhaseQueued, nil
 			})
-			if c := findCondition(q, execv1alpha1.ConditionAdmitted); c == nil || c.Reason != execv1alpha1.ReasonWaitingForSlot {
+			if c := findCondition(q, execv1alpha1.ConditionAdmitted); c == nil || c.Reason != execv1alpha1.ReasonWaitingForSlot.String() {
 				t.Errorf("queued run's Admitted condition %+v", c)
 			}
 		}
@@ -629,9 +629,9 @@ func TestEventsAndMetricsRecordEachStep(t *testing.T) {
 	}
 }
 
-func findCondition(run *execv1alpha1.CodeRun, t string) *metav1.Condition {
+func findCondition(run *execv1alpha1.CodeRun, t execv1alpha1.ConditionType) *metav1.Condition {
 	for i := range run.Status.Conditions {
-		if run.Status.Conditions[i].Type == t {
+		if run.Status.Conditions[i].Type == t.String() {
 			return &run.Status.Conditions[i]
 		}
 	}

@@ -17,28 +17,6 @@ import (
 	"github.com/coderun-dev/coderun/internal/config"
 )
 
-// Labels and annotations the operator puts on a run's Job and pod.
-const (
-	// LabelRunUID selects the Job and pod of one CodeRun (names may be too long for labels).
-	LabelRunUID = "exec.coderun.dev/run-uid"
-	// AnnotationRun names the CodeRun a pod belongs to.
-	AnnotationRun = "exec.coderun.dev/run"
-	// AnnotationSource and AnnotationStdin carry the program and its input into the pod,
-	// where a downward API volume turns them into read-only files. Annotations may hold
-	// 256 KiB in total (more than source and stdin can be together), unlike one environment
-	// string (128 KiB), and need no extra object such as a ConfigMap per run.
-	AnnotationSource = "exec.coderun.dev/source"
-	AnnotationStdin  = "exec.coderun.dev/stdin"
-)
-
-// runPodLabels are on every run's Job and pod; the runs namespace's NetworkPolicy and the
-// operator's cache select run pods by them.
-var runPodLabels = map[string]string{
-	"app.kubernetes.io/name":       "coderun",
-	"app.kubernetes.io/component":  "run",
-	"app.kubernetes.io/managed-by": "coderun-operator",
-}
-
 const (
 	containerName = "run"
 	runnerPath    = "/usr/local/bin/coderun-runner"
@@ -89,10 +67,8 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 		corev1.ResourceMemory:           *podMemory,
 		corev1.ResourceEphemeralStorage: cfg.EphemeralStorage.DeepCopy(),
 	}
-	labels := map[string]string{LabelRunUID: string(run.UID)}
-	for k, v := range runPodLabels {
-		labels[k] = v
-	}
+	labels := execv1alpha1.RunPodLabels()
+	labels[execv1alpha1.LabelRunUID] = string(run.UID)
 
 	pod := corev1.PodSpec{
 		RestartPolicy:                 corev1.RestartPolicyNever,
@@ -154,8 +130,8 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 			{Name: "input", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 				DefaultMode: ptr.To[int32](0o444),
 				Items: []corev1.DownwardAPIVolumeFile{
-					{Path: "main.py", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(AnnotationSource)}},
-					{Path: "stdin", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(AnnotationStdin)}},
+					{Path: "main.py", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationSource)}},
+					{Path: "stdin", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationStdin)}},
 				},
 			}}},
 			// A memory-backed scratch dir: the kernel enforces its size, and what the program
@@ -176,7 +152,7 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 			Namespace: run.Namespace,
 			Labels:    labels,
 			Annotations: map[string]string{
-				AnnotationRun: run.Name,
+				execv1alpha1.AnnotationRun: run.Name,
 			},
 		},
 		Spec: batchv1.JobSpec{
@@ -191,9 +167,9 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 				ObjectMeta: metav1.ObjectMeta{
 					Labels: labels,
 					Annotations: map[string]string{
-						AnnotationRun:    run.Name,
-						AnnotationSource: run.Spec.Source,
-						AnnotationStdin:  run.Spec.Stdin,
+						execv1alpha1.AnnotationRun:    run.Name,
+						execv1alpha1.AnnotationSource: run.Spec.Source,
+						execv1alpha1.AnnotationStdin:  run.Spec.Stdin,
 					},
 				},
 				Spec: pod,

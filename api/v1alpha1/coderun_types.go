@@ -54,7 +54,8 @@ type CodeRunSpec struct {
 }
 
 // Limits bound one run. The schema accepts a timeout of 1-3600 s, memory of 16Mi-64Gi and
-// CPU of 10m-64; the operator's configuration sets the defaults and (usually lower) maxima.
+// CPU of 10m-64 (the constants MinTimeoutSeconds to MaxCPU); the operator's configuration
+// sets the defaults and (usually lower) maxima.
 // As shipped: timeout 10 s (max 60 s), memory 256Mi (max 1Gi), CPU 1 (max 2).
 type Limits struct {
 	// timeoutSeconds is the wall-clock time the program may run, from the moment it starts
@@ -125,25 +126,43 @@ const (
 	ReasonSystemError ResultReason = "SystemError"
 )
 
+// ConditionType is the type of a CodeRun's condition.
+type ConditionType string
+
+// String returns t as metav1.Condition.Type and meta.FindStatusCondition take it.
+func (t ConditionType) String() string { return string(t) }
+
 // Condition types of a CodeRun.
 const (
 	// ConditionAdmitted is True once the run holds a run slot and its Job exists, and
-	// False (reason WaitingForSlot) while it waits in the queue.
-	ConditionAdmitted = "Admitted"
+	// False (reason WaitingForSlot) while it waits in the queue. A rejected run has it
+	// False with reason Rejected.
+	ConditionAdmitted ConditionType = "Admitted"
 	// ConditionFinished is True once the run has a result; its reason is the result's
 	// reason.
-	ConditionFinished = "Finished"
+	ConditionFinished ConditionType = "Finished"
 )
+
+// ConditionReason is the reason of a CodeRun's condition: one of the constants below, or,
+// on Finished (and on Admitted of a rejected run), the result's ResultReason.
+type ConditionReason string
+
+// String returns r as metav1.Condition.Reason takes it.
+func (r ConditionReason) String() string { return string(r) }
 
 // Condition reasons that are not ResultReasons.
 const (
-	// ReasonWaitingForSlot: every run slot is taken; the run starts when one frees up.
-	ReasonWaitingForSlot = "WaitingForSlot"
-	// ReasonSlotAssigned: the run got a slot and its Job was created.
-	ReasonSlotAssigned = "SlotAssigned"
-	// ReasonInProgress: the run has no result yet.
-	ReasonInProgress = "InProgress"
+	// ReasonWaitingForSlot (Admitted False): every run slot is taken; the run starts when
+	// one frees up.
+	ReasonWaitingForSlot ConditionReason = "WaitingForSlot"
+	// ReasonSlotAssigned (Admitted True): the run got a slot and its Job was created.
+	ReasonSlotAssigned ConditionReason = "SlotAssigned"
+	// ReasonInProgress (Finished False): the run has no result yet.
+	ReasonInProgress ConditionReason = "InProgress"
 )
+
+// ConditionReason returns the result's reason as the reason of a condition.
+func (r ResultReason) ConditionReason() ConditionReason { return ConditionReason(r) }
 
 // CodeRunStatus is what the operator observed of a run.
 type CodeRunStatus struct {

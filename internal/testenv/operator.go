@@ -79,8 +79,8 @@ func (o *Operator) play(ctx context.Context, t testing.TB, c client.Client, run 
 		s.JobName = run.Name
 		s.StartTime = &now
 		meta.SetStatusCondition(&s.Conditions, metav1.Condition{
-			Type: execv1alpha1.ConditionAdmitted, Status: metav1.ConditionTrue,
-			Reason: execv1alpha1.ReasonSlotAssigned, ObservedGeneration: run.Generation,
+			Type: execv1alpha1.ConditionAdmitted.String(), Status: metav1.ConditionTrue,
+			Reason: execv1alpha1.ReasonSlotAssigned.String(), ObservedGeneration: run.Generation,
 		})
 	}); err != nil {
 		if ctx.Err() == nil {
@@ -105,7 +105,7 @@ func (o *Operator) play(ctx context.Context, t testing.TB, c client.Client, run 
 			s.Phase = execv1alpha1.PhaseSucceeded
 		}
 		meta.SetStatusCondition(&s.Conditions, metav1.Condition{
-			Type: execv1alpha1.ConditionFinished, Status: metav1.ConditionTrue,
+			Type: execv1alpha1.ConditionFinished.String(), Status: metav1.ConditionTrue,
 			Reason: string(b.Result.Reason), ObservedGeneration: run.Generation,
 		})
 	}); err != nil && ctx.Err() == nil {

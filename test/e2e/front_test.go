@@ -237,7 +237,7 @@ func expectRecorded(ctx context.Context, t *testing.T, ans runAnswer) {
 func frontRuns(ctx context.Context, t *testing.T) map[string]bool {
 	t.Helper()
 	var list execv1alpha1.CodeRunList
-	if err := k8s.List(ctx, &list, client.InNamespace(runsNamespace), client.MatchingLabels{"app.kubernetes.io/managed-by": "coderun-front"}); err != nil {
+	if err := k8s.List(ctx, &list, client.InNamespace(runsNamespace), client.MatchingLabels{execv1alpha1.LabelManagedBy: "coderun-front"}); err != nil {
 		t.Fatal(err)
 	}
 	names := make(map[string]bool, len(list.Items))

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
@@ -141,7 +140,7 @@ func logDiagnostics(ctx context.Context, t *testing.T, name string) {
 	out, err := kubectl(ctx, "", "-n", runsNamespace, "get", "coderun", name, "-o", "yaml")
 	t.Logf("diagnostics: kubectl get coderun %s -o yaml (%v):\n%s", name, err, out)
 	if run.UID != "" {
-		out, err = kubectl(ctx, "", "-n", runsNamespace, "describe", "pods", "-l", "exec.coderun.dev/run-uid="+string(run.UID))
+		out, err = kubectl(ctx, "", "-n", runsNamespace, "describe", "pods", "-l", execv1alpha1.LabelRunUID+"="+string(run.UID))
 		t.Logf("diagnostics: kubectl describe pods of %s (%v):\n%s", name, err, out)
 	}
 	out, err = kubectl(ctx, "", "-n", operatorNamespace, "logs", "deploy/"+operatorDeployment, "--tail=2000")
@@ -271,7 +270,7 @@ func expectEnd(t *testing.T, run *execv1alpha1.CodeRun, phase execv1alpha1.CodeR
 	if exitCode != nil && (res.ExitCode == nil || *res.ExitCode != *exitCode) {
 		t.Errorf("%s: exit code %v, want %d", run.Name, ptrString(res.ExitCode), *exitCode)
 	}
-	finished := meta.FindStatusCondition(run.Status.Conditions, execv1alpha1.ConditionFinished)
+	finished := meta.FindStatusCondition(run.Status.Conditions, execv1alpha1.ConditionFinished.String())
 	if finished == nil || finished.Status != metav1.ConditionTrue || finished.Reason != string(reason) {
 		t.Errorf("%s: Finished condition %+v, want True with reason %s", run.Name, finished, reason)
 	}
@@ -320,11 +319,6 @@ func expectNextRunWorks(t *testing.T) {
 	if run.Status.Result.Output != "42\n" {
 		t.Errorf("%s: output %q, want %q", run.Name, run.Status.Result.Output, "42\n")
 	}
-}
-
-// runPodSelector selects every run pod in the runs namespace.
-func runPodSelector() labels.Selector {
-	return labels.SelectorFromSet(labels.Set{runComponentLabel: runComponentValue})
 }
 
 // podActive reports whether a run pod holds a run slot: it exists, is not being deleted

@@ -44,9 +44,6 @@ const (
 	runsNamespace      = "coderun-runs"
 	operatorNamespace  = "coderun-system"
 	operatorDeployment = "coderun-operator"
-	// runPodSelector selects run pods; the operator puts these labels on every run pod.
-	runComponentLabel = "app.kubernetes.io/component"
-	runComponentValue = "run"
 )
 
 // Labels on every CodeRun this suite creates: partOfLabel finds leftovers of aborted

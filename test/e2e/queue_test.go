@@ -43,7 +43,7 @@ func (p *podTracker) handle(e watch.Event) (bool, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	run := pod.Annotations["exec.coderun.dev/run"]
+	run := pod.Annotations[execv1alpha1.AnnotationRun]
 	if p.runs[run] {
 		if p.podsOf[run] == nil {
 			p.podsOf[run] = map[types.UID]bool{}
@@ -101,7 +101,7 @@ func TestTwentyRunsAtOnce(t *testing.T) {
 	defer stopWatching()
 	pods := &podTracker{runs: isOurs, active: map[types.UID]bool{}, podsOf: map[string]map[types.UID]bool{}}
 	podItems, podRV, podWatcher, err := listForWatch(ctx, func() client.ObjectList { return &corev1.PodList{} },
-		client.ListOptions{Namespace: runsNamespace, LabelSelector: runPodSelector()})
+		client.ListOptions{Namespace: runsNamespace, LabelSelector: execv1alpha1.RunPodSelector()})
 	if err != nil {
 		t.Fatalf("listing run pods: %v", err)
 	}
@@ -240,7 +240,7 @@ func waitForNoActiveRunPods(ctx context.Context, t *testing.T) {
 	var active []string
 	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		var pods corev1.PodList
-		if err := k8s.List(ctx, &pods, client.InNamespace(runsNamespace), client.MatchingLabelsSelector{Selector: runPodSelector()}); err != nil {
+		if err := k8s.List(ctx, &pods, client.InNamespace(runsNamespace), client.MatchingLabelsSelector{Selector: execv1alpha1.RunPodSelector()}); err != nil {
 			return false, err
 		}
 		active = active[:0]
