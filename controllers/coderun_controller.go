@@ -9,16 +9,13 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -69,14 +66,10 @@ type LogReader interface {
 // +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// pendingEvent is an event to emit once the status write that it describes succeeded.
-type pendingEvent struct {
-	eventType, reason, action, note string
-}
-
 // Reconcile moves one CodeRun along: Queued → Running (Job created) → Succeeded/Failed.
+// It computes the run's next status from what it observes, writes it, then records the
+// end of a run that just finished.
 func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
 	run := &execv1alpha1.CodeRun{}
 	if err := r.Get(ctx, req.NamespacedName, run); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -97,53 +90,30 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, r.deleteUnstartedJob(ctx, run)
 	}
 
-	base := run.DeepCopy()
-	var pending []pendingEvent
-	result, err := r.reconcileRun(ctx, run, &pending)
+	u := newStatusUpdate(run, metav1.NewTime(r.Clock.Now()))
+	result, err := r.reconcileRun(ctx, u)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if finished(run) {
+	if finished(u.run) {
 		// Free the slot before the status write: the write's watch event wakes the queue.
 		r.queue.release(req.NamespacedName)
 	}
-	if !equality.Semantic.DeepEqual(base.Status, run.Status) {
-		// The optimistic lock makes a write computed from a stale cache fail instead of
-		// overwriting a newer status (a recorded result above all); the retry reads anew.
-		err := r.Status().Patch(ctx, run, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-		if apierrors.IsConflict(err) {
-			log.V(1).Info("status changed meanwhile; retrying")
-			return ctrl.Result{RequeueAfter: conflictRetry}, nil
-		}
-		if err != nil {
-			return ctrl.Result{}, fmt.Errorf("writing CodeRun status: %w", err)
-		}
+	if retry, err := r.writeStatus(ctx, u); err != nil {
+		return ctrl.Result{}, err
+	} else if retry {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
-	for _, e := range pending {
-		r.Recorder.Eventf(run, nil, e.eventType, e.reason, e.action, "%s", e.note)
-	}
-	if finished(run) && !finished(base) {
-		res := run.Status.Result
-		runsFinished.WithLabelValues(string(res.Reason)).Inc()
-		if res.WallTime != nil {
-			runWallTime.WithLabelValues(string(res.Reason)).Observe(res.WallTime.Seconds())
-		}
-		runLatency.Observe(run.Status.CompletionTime.Sub(run.CreationTimestamp.Time).Seconds())
-		kv := []any{"reason", res.Reason, "phase", run.Status.Phase}
-		if res.ExitCode != nil {
-			kv = append(kv, "exitCode", *res.ExitCode)
-		}
-		if res.WallTime != nil && res.PeakMemory != nil {
-			kv = append(kv, "wallTime", res.WallTime.Duration.String(), "peakMemory", res.PeakMemory.String())
-		}
-		log.Info("run finished", kv...)
+	if u.finishes() {
+		recordFinished(ctx, u.run)
 	}
 	return result, nil
 }
 
-// reconcileRun computes the run's next status (in place) and the Job it needs.
-func (r *CodeRunReconciler) reconcileRun(ctx context.Context, run *execv1alpha1.CodeRun, pending *[]pendingEvent) (ctrl.Result, error) {
+// reconcileRun computes the run's next status (into u) and creates the Job it needs.
+func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
+	run := u.run
 	key := client.ObjectKeyFromObject(run)
 
 	limits := r.Config.Effective(run.Spec.Limits)
@@ -151,7 +121,7 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, run *execv1alpha1.
 		run.Status.Limits = limits.DeepCopy()
 	}
 	if over := config.Exceeds(limits, r.Config.MaxLimits); over != "" {
-		r.finish(run, &execv1alpha1.CodeRunResult{Reason: execv1alpha1.ReasonRejected, Message: over}, pending)
+		u.finish(&execv1alpha1.CodeRunResult{Reason: execv1alpha1.ReasonRejected, Message: over})
 		return ctrl.Result{}, nil
 	}
 
@@ -161,10 +131,10 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, run *execv1alpha1.
 	switch {
 	case err == nil:
 		if !metav1.IsControlledBy(job, run) {
-			r.finish(run, systemError("a Job named %q already exists and does not belong to this CodeRun", jobKey.Name), pending)
+			u.finish(systemError("a Job named %q already exists and does not belong to this CodeRun", jobKey.Name))
 			return ctrl.Result{}, nil
 		}
-		return r.observeJob(ctx, run, job, limits, pending)
+		return r.observeJob(ctx, u, job, limits)
 	case !apierrors.IsNotFound(err):
 		return ctrl.Result{}, fmt.Errorf("getting Job %s: %w", jobKey.Name, err)
 	}
@@ -177,7 +147,7 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, run *execv1alpha1.
 		} else if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, fmt.Errorf("getting Job %s from the API server: %w", jobKey.Name, err)
 		}
-		r.finish(run, systemError("the run's Job %s was deleted before the program finished", jobKey.Name), pending)
+		u.finish(systemError("the run's Job %s was deleted before the program finished", jobKey.Name))
 		return ctrl.Result{}, nil
 	}
 
@@ -188,13 +158,13 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, run *execv1alpha1.
 	uid, admitted := r.queue.admit(key, waiting, preferredUID(run, r.Config), r.Config.RunUIDMin, r.Config.RunUIDCount)
 	if !admitted {
 		if run.Status.Phase != execv1alpha1.PhaseQueued {
-			*pending = append(*pending, pendingEvent{corev1.EventTypeNormal, "Queued", "Queue",
-				fmt.Sprintf("Waiting for one of %d run slots", r.Config.MaxConcurrentRuns)})
+			u.event(corev1.EventTypeNormal, "Queued", "Queue",
+				fmt.Sprintf("Waiting for one of %d run slots", r.Config.MaxConcurrentRuns))
 		}
 		run.Status.Phase = execv1alpha1.PhaseQueued
-		r.setCondition(run, execv1alpha1.ConditionAdmitted, metav1.ConditionFalse, execv1alpha1.ReasonWaitingForSlot,
+		u.setCondition(execv1alpha1.ConditionAdmitted, metav1.ConditionFalse, execv1alpha1.ReasonWaitingForSlot,
 			fmt.Sprintf("all %d run slots are taken; runs start oldest first", r.Config.MaxConcurrentRuns))
-		r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the run is queued")
+		u.setCondition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the run is queued")
 		return ctrl.Result{RequeueAfter: queuedRecheck}, nil
 	}
 	job = buildJob(run, limits, r.Config, uid)
@@ -212,14 +182,15 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, run *execv1alpha1.
 	}
 	run.Status.Phase = execv1alpha1.PhaseRunning
 	run.Status.JobName = job.Name
-	r.setCondition(run, execv1alpha1.ConditionAdmitted, metav1.ConditionTrue, execv1alpha1.ReasonSlotAssigned, "created Job "+job.Name)
-	r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is starting")
-	*pending = append(*pending, pendingEvent{corev1.EventTypeNormal, "JobCreated", "Admit", "Created Job " + job.Name})
+	u.setCondition(execv1alpha1.ConditionAdmitted, metav1.ConditionTrue, execv1alpha1.ReasonSlotAssigned, "created Job "+job.Name)
+	u.setCondition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is starting")
+	u.event(corev1.EventTypeNormal, "JobCreated", "Admit", "Created Job "+job.Name)
 	return ctrl.Result{RequeueAfter: r.Config.StartTimeout.Duration}, nil
 }
 
 // observeJob follows a run's Job and pod to the result.
-func (r *CodeRunReconciler) observeJob(ctx context.Context, run *execv1alpha1.CodeRun, job *batchv1.Job, limits execv1alpha1.Limits, pending *[]pendingEvent) (ctrl.Result, error) {
+func (r *CodeRunReconciler) observeJob(ctx context.Context, u *statusUpdate, job *batchv1.Job, limits execv1alpha1.Limits) (ctrl.Result, error) {
+	run := u.run
 	run.Status.Phase = execv1alpha1.PhaseRunning
 	run.Status.JobName = job.Name
 	pod, err := r.runPod(ctx, run)
@@ -242,21 +213,21 @@ func (r *CodeRunReconciler) observeJob(ctx context.Context, run *execv1alpha1.Co
 		}
 		if started != nil && !started.IsZero() {
 			run.Status.StartTime = started.DeepCopy()
-			r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is running")
-			*pending = append(*pending, pendingEvent{corev1.EventTypeNormal, "Started", "Run", "Program started in pod " + pod.Name})
+			u.setCondition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is running")
+			u.event(corev1.EventTypeNormal, "Started", "Run", "Program started in pod "+pod.Name)
 		}
 	}
 
 	if cs != nil && cs.State.Terminated != nil {
-		r.finish(run, r.resultFromPod(ctx, pod, cs.State.Terminated, limits), pending)
+		u.finish(r.resultFromPod(ctx, pod, cs.State.Terminated, limits))
 		return ctrl.Result{}, nil
 	}
 	if cond := jobCondition(job, batchv1.JobFailed); cond != nil {
-		r.finish(run, resultFromFailedJob(cond, run.Status.StartTime != nil, limits), pending)
+		u.finish(resultFromFailedJob(cond, run.Status.StartTime != nil, limits))
 		return ctrl.Result{}, nil
 	}
 	if jobCondition(job, batchv1.JobComplete) != nil {
-		r.finish(run, systemError("the Job completed but its pod is gone, so the result was lost"), pending)
+		u.finish(systemError("the Job completed but its pod is gone, so the result was lost"))
 		return ctrl.Result{}, nil
 	}
 	if run.Status.StartTime != nil {
@@ -265,20 +236,21 @@ func (r *CodeRunReconciler) observeJob(ctx context.Context, run *execv1alpha1.Co
 
 	// Not started yet: scheduling and pulling the image get StartTimeout, no more.
 	if why := cannotStart(pod); why != "" {
-		return r.abandon(run, "the run could not start: "+why, pending)
+		return r.failUnstarted(u, "the run could not start: "+why)
 	}
 	wait := job.CreationTimestamp.Add(r.Config.StartTimeout.Duration).Sub(r.Clock.Now())
 	if wait <= 0 {
-		return r.abandon(run, fmt.Sprintf("the run did not start within %s: %s", r.Config.StartTimeout.Duration, waitingMessage(pod)), pending)
+		return r.failUnstarted(u, fmt.Sprintf("the run did not start within %s: %s", r.Config.StartTimeout.Duration, waitingMessage(pod)))
 	}
 	return ctrl.Result{RequeueAfter: wait}, nil
 }
 
-// abandon fails a run whose pod cannot start. The Job is deleted once the result is
-// recorded (deleteUnstartedJob), so that a failed status write cannot leave a run without
-// its Job and without the reason why.
-func (r *CodeRunReconciler) abandon(run *execv1alpha1.CodeRun, message string, pending *[]pendingEvent) (ctrl.Result, error) {
-	r.finish(run, systemError("%s", message), pending)
+// failUnstarted fails a run whose pod cannot start, with a SystemError that says why. It
+// does not delete the Job: the next reconcile does (deleteUnstartedJob), once the result is
+// recorded, so that a failed status write cannot leave a run without its Job and without
+// the reason why.
+func (r *CodeRunReconciler) failUnstarted(u *statusUpdate, message string) (ctrl.Result, error) {
+	u.finish(systemError("%s", message))
 	return ctrl.Result{}, nil
 }
 
@@ -347,43 +319,6 @@ func (r *CodeRunReconciler) resultFromLogOnly(ctx context.Context, pod *corev1.P
 		}
 	}
 	return resultFromTermination(term, limits, err)
-}
-
-// finish records res as the run's result.
-func (r *CodeRunReconciler) finish(run *execv1alpha1.CodeRun, res *execv1alpha1.CodeRunResult, pending *[]pendingEvent) {
-	fitResult(res, resultBudget)
-	run.Status.Result = res
-	run.Status.CompletionTime = ptr.To(metav1.NewTime(r.Clock.Now()))
-	eventType := corev1.EventTypeNormal
-	run.Status.Phase = execv1alpha1.PhaseSucceeded
-	if res.Reason != execv1alpha1.ReasonCompleted {
-		run.Status.Phase = execv1alpha1.PhaseFailed
-		eventType = corev1.EventTypeWarning
-	}
-	summary := string(res.Reason)
-	if res.ExitCode != nil {
-		summary += fmt.Sprintf(", exit code %d", *res.ExitCode)
-	}
-	if res.Message != "" {
-		summary += ": " + res.Message
-	}
-	if res.Reason == execv1alpha1.ReasonRejected {
-		r.setCondition(run, execv1alpha1.ConditionAdmitted, metav1.ConditionFalse, res.Reason.ConditionReason(), res.Message)
-	}
-	r.setCondition(run, execv1alpha1.ConditionFinished, metav1.ConditionTrue, res.Reason.ConditionReason(), summary)
-	*pending = append(*pending, pendingEvent{eventType, string(res.Reason), "Finish", summary})
-}
-
-// maxConditionMessage is the API's limit on a condition's message; a longer one would make
-// the status write fail on every retry.
-const maxConditionMessage = 32768
-
-func (r *CodeRunReconciler) setCondition(run *execv1alpha1.CodeRun, t execv1alpha1.ConditionType, status metav1.ConditionStatus, reason execv1alpha1.ConditionReason, message string) {
-	meta.SetStatusCondition(&run.Status.Conditions, metav1.Condition{
-		Type: t.String(), Status: status, Reason: reason.String(), Message: cutUTF8(message, maxConditionMessage),
-		ObservedGeneration: run.Generation,
-		LastTransitionTime: metav1.NewTime(r.Clock.Now()),
-	})
 }
 
 // runPod returns the run's pod: the one whose run container terminated if any, else the

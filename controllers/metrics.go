@@ -1,8 +1,13 @@
 package controllers
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 )
 
 // Metrics of the operator, served with controller-runtime's own on its metrics endpoint.
@@ -42,4 +47,24 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(runsFinished, runWallTime, runLatency, activeRuns, queueDepth, jobsCreated)
+}
+
+// recordFinished counts a run that just got its result, in the metrics and in the one log
+// line per run that says how it ended. It is called once per run, after the result was
+// written.
+func recordFinished(ctx context.Context, run *execv1alpha1.CodeRun) {
+	res := run.Status.Result
+	runsFinished.WithLabelValues(string(res.Reason)).Inc()
+	if res.WallTime != nil {
+		runWallTime.WithLabelValues(string(res.Reason)).Observe(res.WallTime.Seconds())
+	}
+	runLatency.Observe(run.Status.CompletionTime.Sub(run.CreationTimestamp.Time).Seconds())
+	kv := []any{"reason", res.Reason, "phase", run.Status.Phase}
+	if res.ExitCode != nil {
+		kv = append(kv, "exitCode", *res.ExitCode)
+	}
+	if res.WallTime != nil && res.PeakMemory != nil {
+		kv = append(kv, "wallTime", res.WallTime.Duration.String(), "peakMemory", res.PeakMemory.String())
+	}
+	logf.FromContext(ctx).Info("run finished", kv...)
 }

@@ -133,18 +133,15 @@ func (q *runQueue) admit(run types.NamespacedName, waiting []*execv1alpha1.CodeR
 	return uid, true
 }
 
-// release frees the slot of key (if it held one) and forgets it. It reports whether a slot
-// was freed.
-func (q *runQueue) release(key types.NamespacedName) bool {
+// release frees the slot of key (if it held one) and forgets it.
+func (q *runQueue) release(key types.NamespacedName) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	delete(q.arrivals, key)
 	if _, ok := q.active[key]; ok {
 		delete(q.active, key)
 		activeRuns.Set(float64(len(q.active)))
-		return true
 	}
-	return false
 }
 
 // freeSlots is how many more runs may start now.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +14,7 @@ import (
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 	"github.com/coderun-dev/coderun/internal/report"
+	"github.com/coderun-dev/coderun/internal/textcut"
 )
 
 // resultBudget bounds the JSON size of a result written to status. Together with the spec
@@ -137,10 +137,10 @@ func fitResult(res *execv1alpha1.CodeRunResult, budget int) {
 			return
 		}
 		// Escaping can make a byte up to 6 bytes long; cutting that much input is enough.
-		*f.text = cutUTF8(*f.text, len(*f.text)-over)
+		*f.text = textcut.Prefix(*f.text, len(*f.text)-over)
 		*f.truncated = true
 		for encodedSize(res) > budget && *f.text != "" {
-			*f.text = cutUTF8(*f.text, len(*f.text)/2)
+			*f.text = textcut.Prefix(*f.text, len(*f.text)/2)
 		}
 	}
 }
@@ -151,20 +151,6 @@ func encodedSize(res *execv1alpha1.CodeRunResult) int {
 		return 0
 	}
 	return len(data)
-}
-
-// cutUTF8 returns at most n bytes of the start of s, not splitting a character.
-func cutUTF8(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if n >= len(s) {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // waitingMessage says why a pod has not started, from its scheduling condition or its

@@ -101,26 +101,6 @@ func TestFitResult(t *testing.T) {
 	}
 }
 
-func TestCutUTF8(t *testing.T) {
-	cases := []struct {
-		s    string
-		n    int
-		want string
-	}{
-		{"hello", 3, "hel"},
-		{"hello", 10, "hello"},
-		{"hello", 0, ""},
-		{"hello", -1, ""},
-		{"a€b", 2, "a"}, // € is 3 bytes: never split it
-		{"a€b", 4, "a€"},
-	}
-	for _, tc := range cases {
-		if got := cutUTF8(tc.s, tc.n); got != tc.want {
-			t.Errorf("cutUTF8(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
-		}
-	}
-}
-
 // FuzzResultFromTerminationMessage feeds the operator what a hostile program could leave in
 // its container's termination message. Whatever it is, the result must use the API's
 // reason vocabulary and fit the status budget, or the status write would fail forever.
