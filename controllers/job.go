@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -56,19 +57,92 @@ func preferredUID(run *execv1alpha1.CodeRun, cfg config.Config) int64 {
 }
 
 // buildJob returns the locked-down Job that runs the program of run with limits (complete:
-// defaults filled in) as uid. Every security-relevant field is set explicitly rather than
-// left to defaults, so the Job reads as its own security policy.
+// defaults filled in) as uid: the cold path. The program and its stdin reach the pod as
+// read-only files of a downward API volume.
 func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.Config, uid int64) *batchv1.Job {
+	timeout := int64(*limits.TimeoutSeconds)
+	labels := execv1alpha1.RunPodLabels()
+	labels[execv1alpha1.LabelRunUID] = string(run.UID)
+	shape := podShape{
+		limits:     limits,
+		cpuRequest: *limits.CPU,
+		uid:        uid,
+		args: []string{
+			"--source=" + inputDir + "/main.py",
+			"--stdin=" + inputDir + "/stdin",
+		},
+		input: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			DefaultMode: ptr.To[int32](0o444),
+			Items: []corev1.DownwardAPIVolumeFile{
+				{Path: "main.py", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationSource)}},
+				{Path: "stdin", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationStdin)}},
+			},
+		}},
+		inputReadOnly: true,
+	}
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      jobName(run),
+			Namespace: run.Namespace,
+			Labels:    labels,
+			Annotations: map[string]string{
+				execv1alpha1.AnnotationRun: run.Name,
+			},
+		},
+		// A backstop in case the runner cannot enforce its timeout.
+		Spec: lockedDownJobSpec(cfg, shape, int64(cfg.StartTimeout.Seconds())+timeout+deadlineSlack,
+			metav1.ObjectMeta{
+				Labels: labels,
+				Annotations: map[string]string{
+					execv1alpha1.AnnotationRun:    run.Name,
+					execv1alpha1.AnnotationSource: run.Spec.Source,
+					execv1alpha1.AnnotationStdin:  run.Spec.Stdin,
+				},
+			}),
+	}
+}
+
+// podShape is what differs between the pods of cold runs and of pool members.
+type podShape struct {
+	// limits are complete: the program's timeout, memory and CPU limit.
+	limits execv1alpha1.Limits
+	// cpuRequest is the pod's CPU request, at most limits.cpu.
+	cpuRequest resource.Quantity
+	uid        int64
+	// args say where the program comes from (files, or a request on stdin).
+	args []string
+	// input is the volume mounted at inputDir.
+	input         corev1.VolumeSource
+	inputReadOnly bool
+	// stdin keeps the container's stdin open for one attach (pool members).
+	stdin bool
+}
+
+// lockedDownJobSpec returns the spec of a Job that runs one program in one locked-down pod.
+// Every security-relevant field is set explicitly rather than left to defaults, so the
+// Job reads as its own security policy; cold runs and pool members share all of it.
+func lockedDownJobSpec(cfg config.Config, shape podShape, deadlineSeconds int64, podMeta metav1.ObjectMeta) batchv1.JobSpec {
+	limits := shape.limits
 	timeout := int64(*limits.TimeoutSeconds)
 	programMemory := limits.Memory.Value()
 	podMemory := resource.NewQuantity(programMemory+cfg.ScratchSize.Value()+runnerMemory, resource.BinarySI)
-	resources := corev1.ResourceList{
+	resourceLimits := corev1.ResourceList{
 		corev1.ResourceCPU:              limits.CPU.DeepCopy(),
 		corev1.ResourceMemory:           *podMemory,
 		corev1.ResourceEphemeralStorage: cfg.EphemeralStorage.DeepCopy(),
 	}
-	labels := execv1alpha1.RunPodLabels()
-	labels[execv1alpha1.LabelRunUID] = string(run.UID)
+	requests := resourceLimits.DeepCopy()
+	requests[corev1.ResourceCPU] = shape.cpuRequest.DeepCopy()
+	args := append(slices.Clone(shape.args),
+		"--python="+pythonPath,
+		"--workdir="+scratchDir,
+		"--timeout="+strconv.FormatInt(timeout, 10)+"s",
+		"--memory-limit="+strconv.FormatInt(programMemory, 10),
+		"--output-limit="+strconv.Itoa(cfg.OutputLimitBytes),
+		"--max-processes="+strconv.Itoa(cfg.MaxProcesses),
+		"--max-file-size="+strconv.FormatInt(cfg.MaxFileSizeBytes, 10),
+		"--report=/dev/termination-log",
+	)
 
 	pod := corev1.PodSpec{
 		RestartPolicy:                 corev1.RestartPolicyNever,
@@ -85,8 +159,8 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 		HostUsers:             cfg.HostUsers,
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:       ptr.To(true),
-			RunAsUser:          ptr.To(uid),
-			RunAsGroup:         ptr.To(uid),
+			RunAsUser:          ptr.To(shape.uid),
+			RunAsGroup:         ptr.To(shape.uid),
 			SupplementalGroups: []int64{},
 			SeccompProfile:     &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
@@ -97,20 +171,15 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 			Image:           cfg.RunnerImage,
 			ImagePullPolicy: cfg.ImagePullPolicy,
 			Command:         []string{runnerPath},
-			Args: []string{
-				"--source=" + inputDir + "/main.py",
-				"--stdin=" + inputDir + "/stdin",
-				"--python=" + pythonPath,
-				"--workdir=" + scratchDir,
-				"--timeout=" + strconv.FormatInt(timeout, 10) + "s",
-				"--memory-limit=" + strconv.FormatInt(programMemory, 10),
-				"--output-limit=" + strconv.Itoa(cfg.OutputLimitBytes),
-				"--max-processes=" + strconv.Itoa(cfg.MaxProcesses),
-				"--max-file-size=" + strconv.FormatInt(cfg.MaxFileSizeBytes, 10),
-				"--report=/dev/termination-log",
-			},
+			Args:            args,
+			// Without a TTY: a TTY would echo the request into the output and merge stderr
+			// into stdout, and the runtime closes stdin after the first attach only without
+			// one.
+			Stdin:                    shape.stdin,
+			StdinOnce:                shape.stdin,
+			TTY:                      false,
 			WorkingDir:               scratchDir,
-			Resources:                corev1.ResourceRequirements{Requests: resources, Limits: resources},
+			Resources:                corev1.ResourceRequirements{Requests: requests, Limits: resourceLimits},
 			TerminationMessagePath:   "/dev/termination-log",
 			TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 			SecurityContext: &corev1.SecurityContext{
@@ -122,18 +191,12 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 				SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
 			VolumeMounts: []corev1.VolumeMount{
-				{Name: "input", MountPath: inputDir, ReadOnly: true},
+				{Name: "input", MountPath: inputDir, ReadOnly: shape.inputReadOnly},
 				{Name: "scratch", MountPath: scratchDir},
 			},
 		}},
 		Volumes: []corev1.Volume{
-			{Name: "input", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
-				DefaultMode: ptr.To[int32](0o444),
-				Items: []corev1.DownwardAPIVolumeFile{
-					{Path: "main.py", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationSource)}},
-					{Path: "stdin", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationStdin)}},
-				},
-			}}},
+			{Name: "input", VolumeSource: shape.input},
 			// A memory-backed scratch dir: the kernel enforces its size, and what the program
 			// writes there counts toward the pod's memory limit.
 			{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
@@ -145,36 +208,14 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 	if cfg.RuntimeClassName != "" {
 		pod.RuntimeClassName = ptr.To(cfg.RuntimeClassName)
 	}
-
-	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      jobName(run),
-			Namespace: run.Namespace,
-			Labels:    labels,
-			Annotations: map[string]string{
-				execv1alpha1.AnnotationRun: run.Name,
-			},
-		},
-		Spec: batchv1.JobSpec{
-			// One attempt: a program's failure is its result, not a reason to run it again.
-			BackoffLimit: ptr.To[int32](0),
-			Completions:  ptr.To[int32](1),
-			Parallelism:  ptr.To[int32](1),
-			// A backstop in case the runner cannot enforce its timeout.
-			ActiveDeadlineSeconds:   ptr.To(int64(cfg.StartTimeout.Seconds()) + timeout + deadlineSlack),
-			TTLSecondsAfterFinished: ptr.To(int32(cfg.JobTTL.Seconds())),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{
-					Labels: labels,
-					Annotations: map[string]string{
-						execv1alpha1.AnnotationRun:    run.Name,
-						execv1alpha1.AnnotationSource: run.Spec.Source,
-						execv1alpha1.AnnotationStdin:  run.Spec.Stdin,
-					},
-				},
-				Spec: pod,
-			},
-		},
+	return batchv1.JobSpec{
+		// One attempt: a program's failure is its result, not a reason to run it again.
+		BackoffLimit:            ptr.To[int32](0),
+		Completions:             ptr.To[int32](1),
+		Parallelism:             ptr.To[int32](1),
+		ActiveDeadlineSeconds:   ptr.To(deadlineSeconds),
+		TTLSecondsAfterFinished: ptr.To(int32(cfg.JobTTL.Seconds())),
+		Template:                corev1.PodTemplateSpec{ObjectMeta: podMeta, Spec: pod},
 	}
 }
 

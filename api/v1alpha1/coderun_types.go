@@ -164,6 +164,18 @@ const (
 // ConditionReason returns the result's reason as the reason of a condition.
 func (r ResultReason) ConditionReason() ConditionReason { return ConditionReason(r) }
 
+// RunPath says how a run's program was started.
+// +kubebuilder:validation:Enum=Cold;Warm
+type RunPath string
+
+const (
+	// PathCold: the operator created a Job for the run and its pod started the program.
+	PathCold RunPath = "Cold"
+	// PathWarm: a CodeRunPool's member, a Job whose pod had already started, took the run
+	// and received the program over pods/attach.
+	PathWarm RunPath = "Warm"
+)
+
 // CodeRunStatus is what the operator observed of a run.
 type CodeRunStatus struct {
 	// phase is Queued, Running, Succeeded or Failed.
@@ -188,6 +200,15 @@ type CodeRunStatus struct {
 	// podName is the pod that ran the program.
 	// +optional
 	PodName string `json:"podName,omitempty"`
+
+	// path is Warm when the program ran in a member of a CodeRunPool (pool names it), and
+	// Cold when it ran in a Job created for this run.
+	// +optional
+	Path RunPath `json:"path,omitempty"`
+
+	// pool is the CodeRunPool whose member ran the program, on the warm path.
+	// +optional
+	Pool string `json:"pool,omitempty"`
 
 	// startTime is when the program's container started.
 	// +optional
@@ -270,6 +291,7 @@ type CodeRunResult struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.result.reason`
 // +kubebuilder:printcolumn:name="Time",type=string,JSONPath=`.status.result.wallTime`
 // +kubebuilder:printcolumn:name="Memory",type=string,JSONPath=`.status.result.peakMemory`
+// +kubebuilder:printcolumn:name="Path",type=string,JSONPath=`.status.path`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // CodeRun is one run of a program in a locked-down Kubernetes Job: no network, no

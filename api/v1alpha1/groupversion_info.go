@@ -1,5 +1,5 @@
 // Package v1alpha1 contains the v1alpha1 API of the exec.coderun.dev group: CodeRun, one
-// run of a program in a locked-down Kubernetes Job.
+// run of a program in a locked-down Kubernetes Job, and CodeRunPool, warm members for runs.
 // +kubebuilder:object:generate=true
 // +groupName=exec.coderun.dev
 package v1alpha1
@@ -23,7 +23,7 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &CodeRun{}, &CodeRunList{})
+	scheme.AddKnownTypes(GroupVersion, &CodeRun{}, &CodeRunList{}, &CodeRunPool{}, &CodeRunPoolList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }
