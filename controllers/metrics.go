@@ -68,3 +68,31 @@ func recordFinished(ctx context.Context, run *execv1alpha1.CodeRun) {
 	}
 	logf.FromContext(ctx).Info("run finished", kv...)
 }
+
+// Metrics of warm pools.
+var (
+	poolMemberGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "coderun_pool_members",
+		Help: "Members of each CodeRunPool by state: idle (waiting, started or starting), ready (idle and running), claimed (running a program).",
+	}, []string{"pool", "state"})
+
+	poolMembersCreated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coderun_pool_members_created_total",
+		Help: "Member Jobs created for each CodeRunPool.",
+	}, []string{"pool"})
+
+	poolClaims = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coderun_pool_claims_total",
+		Help: "How runs were started: warm (a member took it), cold-no-member (a pool fits but had no ready member), cold-shape (no pool fits), retried (a delivery failed before the program was sent and the run went on elsewhere).",
+	}, []string{"outcome"})
+
+	claimLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "coderun_pool_claim_to_result_seconds",
+		Help:    "Time from claiming a member until the run's result was read from the attach stream.",
+		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(poolMemberGauge, poolMembersCreated, poolClaims, claimLatency)
+}

@@ -30,7 +30,10 @@ type runQueue struct {
 	seq      uint64
 	arrivals map[types.NamespacedName]uint64
 	active   map[types.NamespacedName]int64 // run -> uid it runs as (0: unknown)
-	seeded   bool
+	// members holds the uids of pool members that no run has claimed yet, so that no run
+	// or other member gets the uid of a member that may run a program at any moment.
+	members map[types.NamespacedName]int64
+	seeded  bool
 }
 
 func newRunQueue(limit int) *runQueue {
@@ -38,6 +41,7 @@ func newRunQueue(limit int) *runQueue {
 		limit:    limit,
 		arrivals: map[types.NamespacedName]uint64{},
 		active:   map[types.NamespacedName]int64{},
+		members:  map[types.NamespacedName]int64{},
 	}
 }
 
@@ -116,21 +120,72 @@ func (q *runQueue) admit(run types.NamespacedName, waiting []*execv1alpha1.CodeR
 	if ahead >= free {
 		return 0, false
 	}
+	uid = q.freeUIDLocked(preferred, uidMin, uidCount)
+	q.active[run] = uid
+	delete(q.arrivals, run) // only waiting runs need their arrival
+	activeRuns.Set(float64(len(q.active)))
+	return uid, true
+}
+
+// freeUIDLocked is the first uid from preferred onward (wrapping within [uidMin,
+// uidMin+uidCount)) that no active run and no member has.
+func (q *runQueue) freeUIDLocked(preferred, uidMin, uidCount int64) int64 {
 	taken := map[int64]bool{}
 	for _, u := range q.active {
 		taken[u] = true
 	}
-	uid = preferred
+	for _, u := range q.members {
+		taken[u] = true
+	}
+	uid := preferred
 	for taken[uid] {
 		uid++
 		if uid >= uidMin+uidCount {
 			uid = uidMin
 		}
 	}
-	q.active[run] = uid
-	delete(q.arrivals, run) // only waiting runs need their arrival
-	activeRuns.Set(float64(len(q.active)))
-	return uid, true
+	return uid
+}
+
+// reserveMember gives the new member key a uid from preferred onward that no active run
+// and no other member has, and keeps it until the member is claimed or forgotten.
+func (q *runQueue) reserveMember(key types.NamespacedName, preferred, uidMin, uidCount int64) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if uid, ok := q.members[key]; ok {
+		return uid
+	}
+	uid := q.freeUIDLocked(preferred, uidMin, uidCount)
+	q.members[key] = uid
+	return uid
+}
+
+// seedMember records the uid of a member that exists (found in the cache), unless the
+// member is known already.
+func (q *runQueue) seedMember(key types.NamespacedName, uid int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.members[key]; !ok {
+		q.members[key] = uid
+	}
+}
+
+// forgetMember drops the uid of a member that is gone.
+func (q *runQueue) forgetMember(key types.NamespacedName) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.members, key)
+}
+
+// claimMember moves the uid of member to run, which holds a slot: the run now executes
+// as the member's uid, and its provisional uid from admit is free again.
+func (q *runQueue) claimMember(run, member types.NamespacedName, uid int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.members, member)
+	if _, ok := q.active[run]; ok {
+		q.active[run] = uid
+	}
 }
 
 // release frees the slot of key (if it held one) and forgets it.

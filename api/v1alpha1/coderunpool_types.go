@@ -136,3 +136,16 @@ type CodeRunPoolList struct {
 	metav1.ListMeta `json:"metadata,omitzero"`
 	Items           []CodeRunPool `json:"items"`
 }
+
+// Labels of pool members. A member's Job carries both; its pod carries LabelPool (a pod's
+// labels are fixed when it is created, and a member's state changes after that).
+const (
+	// LabelPool names the CodeRunPool a member belongs to, on its Job and pod.
+	LabelPool = "exec.coderun.dev/pool"
+	// LabelMember is the state of a member's Job: MemberIdle or MemberClaimed.
+	LabelMember = "exec.coderun.dev/member"
+	// MemberIdle: the member waits for a program and belongs to its pool.
+	MemberIdle = "idle"
+	// MemberClaimed: a CodeRun took the member; the Job now belongs to that CodeRun.
+	MemberClaimed = "claimed"
+)
