@@ -94,6 +94,7 @@ func main() {
 		Recorder:  mgr.GetEventRecorder(execv1alpha1.ManagedByOperator),
 		Config:    cfg,
 		Logs:      controllers.PodLogReader{Clientset: clientset},
+		Attacher:  controllers.PodAttacher{Config: restConfig, Clientset: clientset},
 	}
 	if err := reconciler.SetupWithManager(mgr, reconcilers); err != nil {
 		log.Error(err, "setting up the CodeRun controller")

@@ -49,8 +49,12 @@ type CodeRunReconciler struct {
 	// Logs reads a run pod's log when its report did not fit the termination message.
 	Logs  LogReader
 	Clock clock.PassiveClock
+	// Attacher delivers programs to warm pool members (pods/attach). Without one, every
+	// run takes the cold path.
+	Attacher Attacher
 
-	queue *runQueue
+	queue      *runQueue
+	deliveries *deliveries
 }
 
 // LogReader reads the end of a container's log.
@@ -74,6 +78,7 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Get(ctx, req.NamespacedName, run); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.queue.release(req.NamespacedName)
+			r.deliveries.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("getting CodeRun: %w", err)
@@ -87,6 +92,7 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	if finished(run) {
 		r.queue.release(req.NamespacedName)
+		r.deliveries.forget(req.NamespacedName)
 		return ctrl.Result{}, r.deleteUnstartedJob(ctx, run)
 	}
 
@@ -123,6 +129,9 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (
 	if over := config.Exceeds(limits, r.Config.MaxLimits); over != "" {
 		u.finish(&execv1alpha1.CodeRunResult{Reason: execv1alpha1.ReasonRejected, Message: over})
 		return ctrl.Result{}, nil
+	}
+	if warm, result, err := r.reconcileWarm(ctx, u, limits); warm || err != nil {
+		return result, err
 	}
 
 	job := &batchv1.Job{}
@@ -167,6 +176,14 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (
 		u.setCondition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the run is queued")
 		return ctrl.Result{RequeueAfter: queuedRecheck}, nil
 	}
+	if r.Attacher != nil {
+		if warm, err := r.startWarm(ctx, u, limits); err != nil {
+			r.queue.release(key)
+			return ctrl.Result{}, err
+		} else if warm {
+			return ctrl.Result{}, nil
+		}
+	}
 	job = buildJob(run, limits, r.Config, uid)
 	if err := ctrl.SetControllerReference(run, job, r.Scheme); err != nil {
 		r.queue.release(key)
@@ -181,6 +198,7 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (
 			"memory", limits.Memory.String(), "cpu", limits.CPU.String())
 	}
 	run.Status.Phase = execv1alpha1.PhaseRunning
+	run.Status.Path = execv1alpha1.PathCold
 	run.Status.JobName = job.Name
 	u.setCondition(execv1alpha1.ConditionAdmitted, metav1.ConditionTrue, execv1alpha1.ReasonSlotAssigned, "created Job "+job.Name)
 	u.setCondition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is starting")
@@ -194,6 +212,9 @@ func (r *CodeRunReconciler) observeJob(ctx context.Context, u *statusUpdate, job
 	run.Status.Phase = execv1alpha1.PhaseRunning
 	run.Status.JobName = job.Name
 	pod, err := r.runPod(ctx, run)
+	if isMember(job) {
+		pod, err = r.memberPod(ctx, job)
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -389,11 +410,18 @@ func (r *CodeRunReconciler) seedQueue(ctx context.Context) error {
 		} else if err != nil {
 			return fmt.Errorf("getting the Job of %s: %w", run.Name, err)
 		}
-		var uid int64
-		if sc := job.Spec.Template.Spec.SecurityContext; sc != nil && sc.RunAsUser != nil {
-			uid = *sc.RunAsUser
+		running[client.ObjectKeyFromObject(run)] = memberUID(job)
+	}
+	// Runs on the warm path run in a member they claimed, which has another name.
+	members := &batchv1.JobList{}
+	if err := r.List(ctx, members, client.MatchingLabels{execv1alpha1.LabelMember: execv1alpha1.MemberClaimed}); err != nil {
+		return fmt.Errorf("listing claimed pool members: %w", err)
+	}
+	for i := range members.Items {
+		job := &members.Items[i]
+		if name := job.Annotations[execv1alpha1.AnnotationRun]; name != "" && !jobFinished(job) {
+			running[types.NamespacedName{Namespace: job.Namespace, Name: name}] = memberUID(job)
 		}
-		running[client.ObjectKeyFromObject(run)] = uid
 	}
 	r.queue.seed(running)
 	return nil
@@ -451,8 +479,15 @@ func (r *CodeRunReconciler) runEvents() handler.TypedEventHandler[client.Object,
 }
 
 // podToRun maps a run pod to its CodeRun.
-func podToRun(ctx context.Context, obj client.Object) []reconcile.Request {
+func (r *CodeRunReconciler) podToRun(ctx context.Context, obj client.Object) []reconcile.Request {
 	name := obj.GetAnnotations()[execv1alpha1.AnnotationRun]
+	if pod, ok := obj.(*corev1.Pod); ok && name == "" && jobOfPod(pod) != "" && pod.Labels[execv1alpha1.LabelPool] != "" {
+		// A pool member's pod was created before any run claimed it; its Job says which.
+		job := &batchv1.Job{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: jobOfPod(pod)}, job); err == nil {
+			name = job.Annotations[execv1alpha1.AnnotationRun]
+		}
+	}
 	if name == "" {
 		return nil
 	}
@@ -466,13 +501,22 @@ func (r *CodeRunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReco
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	r.deliveries = newDeliveries(r.Attacher, r.Clock)
+	err := ctrl.NewControllerManagedBy(mgr).
 		Named("coderun").
 		WatchesRawSource(source.Kind(mgr.GetCache(), client.Object(&execv1alpha1.CodeRun{}), r.runEvents())).
+		// A warm run's attach stream ended: its result is waiting in r.deliveries.
+		WatchesRawSource(source.Channel(r.deliveries.events, &handler.EnqueueRequestForObject{})).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &execv1alpha1.CodeRun{}, handler.OnlyControllerOwner())).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToRun)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.podToRun)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)
+	if err != nil {
+		return err
+	}
+	// The pool controller shares the queue, which hands out the uids of runs and members.
+	pools := &CodeRunPoolReconciler{Client: r.Client, Scheme: r.Scheme, Recorder: r.Recorder, Config: r.Config, Clock: r.Clock}
+	return pools.SetupWithManager(mgr, r.queue)
 }
 
 // finished reports whether run has its result.

@@ -157,6 +157,9 @@ const (
 	ReasonWaitingForSlot ConditionReason = "WaitingForSlot"
 	// ReasonSlotAssigned (Admitted True): the run got a slot and its Job was created.
 	ReasonSlotAssigned ConditionReason = "SlotAssigned"
+	// ReasonMemberClaimed (Admitted True): the run got a slot and took a member of a
+	// CodeRunPool, whose pod had already started.
+	ReasonMemberClaimed ConditionReason = "MemberClaimed"
 	// ReasonInProgress (Finished False): the run has no result yet.
 	ReasonInProgress ConditionReason = "InProgress"
 )

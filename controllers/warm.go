@@ -1,0 +1,519 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/config"
+	"github.com/coderun-dev/coderun/internal/delivery"
+	"github.com/coderun-dev/coderun/internal/report"
+)
+
+// Claim outcomes, the label values of coderun_pool_claims_total.
+const (
+	claimWarm         = "warm"
+	claimNoMember     = "cold-no-member"
+	claimShape        = "cold-shape"
+	claimRetried      = "retried"
+	runningStatusWait = time.Second
+	// deliveryMargin is added to a run's timeout to bound its attach stream: the runner
+	// kills the program at its timeout and reports at once, so a stream that lasts longer
+	// is stuck, and the result then comes from the pod, as on the cold path.
+	deliveryMargin = 30 * time.Second
+	// maxStreamOutput bounds what is kept of a member's stdout, where the runner writes
+	// only its report.
+	maxStreamOutput = report.MaxEncodedSize + 64*1024
+)
+
+// deliveries holds the warm runs in flight: one attach stream per run, owned by a
+// goroutine, so that no reconcile ever blocks on a program. A finished stream wakes its
+// CodeRun through events, and the next reconcile writes the result in the one status path.
+type deliveries struct {
+	attacher Attacher
+	clock    clock.PassiveClock
+	events   chan event.GenericEvent
+
+	mu       sync.Mutex
+	sessions map[types.NamespacedName]*session
+	// discarded are members given up after a failed delivery; the cache may show them
+	// as claimed for a while after they were deleted.
+	discarded map[types.NamespacedName]bool
+}
+
+func newDeliveries(a Attacher, c clock.PassiveClock) *deliveries {
+	return &deliveries{
+		attacher:  a,
+		clock:     c,
+		events:    make(chan event.GenericEvent, 1024),
+		sessions:  map[types.NamespacedName]*session{},
+		discarded: map[types.NamespacedName]bool{},
+	}
+}
+
+// session is one delivery of a program to a member, and what came back.
+type session struct {
+	runUID types.UID
+	member types.NamespacedName // the member's Job
+	pod    string
+	pool   string
+	// claimed is when the run took the member.
+	claimed time.Time
+	// recovered: the delivery was made again after the operator lost the first one (a
+	// restart). The runner takes one request only, so it cannot run the program twice; a
+	// failed recovery never sends the run elsewhere.
+	recovered bool
+
+	mu   sync.Mutex
+	done bool
+	// sent is when the whole request was handed to the stream (zero: not all of it was).
+	sent   time.Time
+	report *report.Report
+	err    error
+}
+
+// state returns what the session knows, under its lock.
+func (s *session) state() (done bool, sent time.Time, rep *report.Report, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done, s.sent, s.report, s.err
+}
+
+// get returns the session of run (of this UID: a CodeRun deleted and created again under
+// its name is another run).
+func (d *deliveries) get(run *execv1alpha1.CodeRun) *session {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s := d.sessions[client.ObjectKeyFromObject(run)]; s != nil && s.runUID == run.UID {
+		return s
+	}
+	return nil
+}
+
+// forget drops the session of a run that is finished or gone.
+func (d *deliveries) forget(run types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.sessions, run)
+}
+
+// discard drops run's session and remembers that its member must not be used again.
+func (d *deliveries) discard(run types.NamespacedName, member types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.sessions, run)
+	d.discarded[member] = true
+}
+
+func (d *deliveries) isDiscarded(member types.NamespacedName) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.discarded[member]
+}
+
+// inUse reports whether a session of this process holds member (the cache may not show
+// the claim yet).
+func (d *deliveries) inUse(member types.NamespacedName) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.discarded[member] {
+		return true
+	}
+	for _, s := range d.sessions {
+		if s.member == member {
+			return true
+		}
+	}
+	return false
+}
+
+// start delivers req to the member's pod in a goroutine and records the session.
+func (d *deliveries) start(run *execv1alpha1.CodeRun, s *session, req delivery.Request) {
+	s.runUID = run.UID
+	d.mu.Lock()
+	d.sessions[client.ObjectKeyFromObject(run)] = s
+	d.mu.Unlock()
+	wake := run.DeepCopy()
+	go func() {
+		d.deliver(s, req)
+		d.events <- event.GenericEvent{Object: wake}
+	}()
+}
+
+// deliver sends the request over one attach stream and reads the runner's report back.
+func (d *deliveries) deliver(s *session, req delivery.Request) {
+	frame, err := delivery.Encode(req)
+	if err != nil {
+		s.mu.Lock()
+		s.done, s.err = true, err
+		s.mu.Unlock()
+		return
+	}
+	in := &sentReader{data: frame, onEnd: func() {
+		s.mu.Lock()
+		s.sent = d.clock.Now()
+		s.mu.Unlock()
+	}}
+	stdout := &boundedBuffer{limit: maxStreamOutput}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(req.TimeoutSeconds)*time.Second+deliveryMargin)
+	defer cancel()
+	err = d.attacher.Attach(ctx, s.member.Namespace, s.pod, containerName, in, stdout, io.Discard)
+	var rep *report.Report
+	if found, ferr := report.FindInLog(stdout.Bytes()); ferr == nil {
+		rep = &found
+		err = nil // the report is all the stream was for; a close after it does not matter
+	} else if err == nil {
+		err = fmt.Errorf("the stream ended without a report: %w", ferr)
+	}
+	s.mu.Lock()
+	s.done, s.report, s.err = true, rep, err
+	s.mu.Unlock()
+}
+
+// sentReader hands data to the stream and notes when all of it was taken.
+type sentReader struct {
+	data  []byte
+	off   int
+	onEnd func()
+	ended bool
+}
+
+func (r *sentReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.data) {
+		if !r.ended {
+			r.ended = true
+			r.onEnd()
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// boundedBuffer keeps the first limit bytes written to it and drops the rest.
+type boundedBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	limit int
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.limit - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *boundedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.buf.Bytes())
+}
+
+// fitsPool reports whether a run with limits (complete) can run in pool's members.
+func fitsPool(pool *execv1alpha1.CodeRunPool, run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, shape execv1alpha1.Limits) bool {
+	lang := run.Spec.Language
+	if lang == "" {
+		lang = execv1alpha1.LanguagePython
+	}
+	poolLang := pool.Spec.Language
+	if poolLang == "" {
+		poolLang = execv1alpha1.LanguagePython
+	}
+	return pool.DeletionTimestamp.IsZero() && lang == poolLang &&
+		limits.CPU.Cmp(*shape.CPU) == 0 &&
+		limits.Memory.Cmp(*shape.Memory) <= 0 &&
+		*limits.TimeoutSeconds <= *shape.TimeoutSeconds
+}
+
+// claimedMember is a member this run claimed, as the cache shows it, or nil.
+type claimedMember struct {
+	job  *batchv1.Job
+	pod  *corev1.Pod
+	pool string
+}
+
+// claim takes one ready, idle member of a pool that fits the run, with one write guarded
+// by the member's resourceVersion: when two runs race for a member, one write fails and
+// that run tries the next member. It returns nil and the outcome for the metric when no
+// member could be taken.
+func (r *CodeRunReconciler) claim(ctx context.Context, run *execv1alpha1.CodeRun, limits execv1alpha1.Limits) (*claimedMember, string, error) {
+	pools := &execv1alpha1.CodeRunPoolList{}
+	if err := r.List(ctx, pools, client.InNamespace(run.Namespace)); err != nil {
+		return nil, "", fmt.Errorf("listing CodeRunPools: %w", err)
+	}
+	var fitting []*execv1alpha1.CodeRunPool
+	for i := range pools.Items {
+		p := &pools.Items[i]
+		shape := poolShape(p, r.Config)
+		if config.Exceeds(shape, r.Config.MaxLimits) == "" && fitsPool(p, run, limits, shape) {
+			fitting = append(fitting, p)
+		}
+	}
+	if len(fitting) == 0 {
+		return nil, claimShape, nil
+	}
+	// The smallest fitting shape first, so that small runs leave the big members to the
+	// runs that need them.
+	slices.SortStableFunc(fitting, func(a, b *execv1alpha1.CodeRunPool) int {
+		return poolShape(a, r.Config).Memory.Cmp(*poolShape(b, r.Config).Memory)
+	})
+	for _, pool := range fitting {
+		m, err := r.claimFrom(ctx, run, pool)
+		if m != nil || err != nil {
+			return m, claimWarm, err
+		}
+	}
+	return nil, claimNoMember, nil
+}
+
+// claimFrom tries pool's ready members, oldest first.
+func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.CodeRun, pool *execv1alpha1.CodeRunPool) (*claimedMember, error) {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(pool.Namespace), client.MatchingLabels{execv1alpha1.LabelPool: pool.Name}); err != nil {
+		return nil, fmt.Errorf("listing the members of pool %s: %w", pool.Name, err)
+	}
+	candidates := make([]*corev1.Pod, 0, len(pods.Items))
+	for i := range pods.Items {
+		if podRunning(&pods.Items[i]) && jobOfPod(&pods.Items[i]) != "" {
+			candidates = append(candidates, &pods.Items[i])
+		}
+	}
+	slices.SortStableFunc(candidates, func(a, b *corev1.Pod) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	for _, pod := range candidates {
+		key := types.NamespacedName{Namespace: pool.Namespace, Name: jobOfPod(pod)}
+		if r.deliveries.inUse(key) {
+			continue
+		}
+		job := &batchv1.Job{}
+		if err := r.Get(ctx, key, job); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("getting member %s: %w", key.Name, err)
+		}
+		if job.Labels[execv1alpha1.LabelMember] != execv1alpha1.MemberIdle || jobFinished(job) || !job.DeletionTimestamp.IsZero() {
+			continue
+		}
+		base := job.DeepCopy()
+		job.Labels[execv1alpha1.LabelMember] = execv1alpha1.MemberClaimed
+		job.Labels[execv1alpha1.LabelRunUID] = string(run.UID)
+		if job.Annotations == nil {
+			job.Annotations = map[string]string{}
+		}
+		job.Annotations[execv1alpha1.AnnotationRun] = run.Name
+		// The member now belongs to the run: deleting the CodeRun deletes it.
+		job.OwnerReferences = nil
+		if err := ctrl.SetControllerReference(run, job, r.Scheme); err != nil {
+			return nil, fmt.Errorf("owning member %s: %w", key.Name, err)
+		}
+		err := r.Patch(ctx, job, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			continue // another run took it, or it is gone: the next one
+		}
+		if err != nil {
+			return nil, fmt.Errorf("claiming member %s: %w", key.Name, err)
+		}
+		return &claimedMember{job: job, pod: pod, pool: pool.Name}, nil
+	}
+	return nil, nil
+}
+
+// startWarm tries to run an admitted run in a pool member. It reports whether it did;
+// when not, the run takes the cold path.
+func (r *CodeRunReconciler) startWarm(ctx context.Context, u *statusUpdate, limits execv1alpha1.Limits) (bool, error) {
+	run := u.run
+	m, outcome, err := r.claim(ctx, run, limits)
+	if err != nil {
+		return false, err
+	}
+	poolClaims.WithLabelValues(outcome).Inc()
+	if m == nil {
+		return false, nil
+	}
+	key := client.ObjectKeyFromObject(m.job)
+	r.queue.claimMember(client.ObjectKeyFromObject(run), key, memberUID(m.job))
+	logf.FromContext(ctx).V(1).Info("claimed pool member", "pool", m.pool, "job", m.job.Name, "pod", m.pod.Name)
+	r.deliveries.start(run, &session{member: key, pod: m.pod.Name, pool: m.pool, claimed: r.Clock.Now()}, requestFor(run, limits))
+	return true, nil
+}
+
+func requestFor(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits) delivery.Request {
+	return delivery.Request{
+		Source:         run.Spec.Source,
+		Stdin:          run.Spec.Stdin,
+		TimeoutSeconds: *limits.TimeoutSeconds,
+		MemoryBytes:    limits.Memory.Value(),
+		Run:            client.ObjectKeyFromObject(run).String(),
+	}
+}
+
+// reconcileWarm moves a run that took a member along. It reports whether the run is on
+// the warm path; when not (no member, or a delivery that provably never sent the
+// program), the caller goes on with the cold path.
+func (r *CodeRunReconciler) reconcileWarm(ctx context.Context, u *statusUpdate, limits execv1alpha1.Limits) (bool, ctrl.Result, error) {
+	run := u.run
+	s := r.deliveries.get(run)
+	if s == nil {
+		m, err := r.ownMember(ctx, run)
+		if err != nil || m == nil {
+			return false, ctrl.Result{}, err
+		}
+		if !podRunning(m.pod) {
+			return r.observeMember(ctx, u, m.job, limits)
+		}
+		// The operator restarted after the claim. Deliver again: the runner reads one
+		// request only, so if the first delivery reached it this one is ignored and the
+		// result arrives on this stream or from the pod.
+		s = &session{member: client.ObjectKeyFromObject(m.job), pod: m.pod.Name, pool: m.pool, claimed: r.Clock.Now(), recovered: true}
+		r.deliveries.start(run, s, requestFor(run, limits))
+		return true, ctrl.Result{}, nil
+	}
+	done, sent, rep, streamErr := s.state()
+	if !done {
+		// A run that lasts shows Running after a second; quick ones write one status only.
+		if wait := s.claimed.Add(runningStatusWait).Sub(r.Clock.Now()); wait > 0 {
+			return true, ctrl.Result{RequeueAfter: wait}, nil
+		}
+		warmStatus(u, s, sent)
+		markRunning(u, s)
+		return true, ctrl.Result{}, nil
+	}
+	warmStatus(u, s, sent)
+	switch {
+	case rep != nil && !rep.NotRun:
+		claimLatency.Observe(r.Clock.Since(s.claimed).Seconds())
+		u.finish(resultFromReport(*rep, false, limits))
+		return true, ctrl.Result{}, nil
+	case rep != nil || (sent.IsZero() && !s.recovered):
+		// The program provably never started: the runner said so, or the stream failed
+		// before the whole request was handed over. Give the member up; the run goes on
+		// with another member or the cold path.
+		why := "the runner did not run it"
+		if rep == nil {
+			why = streamErr.Error()
+		}
+		return false, ctrl.Result{}, r.retryElsewhere(ctx, run, s, why)
+	}
+	// The stream broke after the request went out: the pod tells how the run ended.
+	logf.FromContext(ctx).Info("attach stream ended without a report; reading the result from the pod", "pod", s.pod, "error", streamErr)
+	job := &batchv1.Job{}
+	if err := r.Get(ctx, s.member, job); err != nil {
+		if apierrors.IsNotFound(err) {
+			u.finish(systemError("the run's member Job %s was deleted before the program finished", s.member.Name))
+			return true, ctrl.Result{}, nil
+		}
+		return true, ctrl.Result{}, fmt.Errorf("getting member %s: %w", s.member.Name, err)
+	}
+	return r.observeMember(ctx, u, job, limits)
+}
+
+// observeMember reads the result of a warm run from its member's pod, as the cold path
+// does, unless the runner reported that it never ran the program.
+func (r *CodeRunReconciler) observeMember(ctx context.Context, u *statusUpdate, job *batchv1.Job, limits execv1alpha1.Limits) (bool, ctrl.Result, error) {
+	pod, err := r.memberPod(ctx, job)
+	if err != nil {
+		return true, ctrl.Result{}, err
+	}
+	if cs := runContainerStatus(pod); cs != nil && cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0 {
+		if rep, fallback := reportFromTermination(cs.State.Terminated, limits); fallback == nil && rep.NotRun {
+			s := &session{member: client.ObjectKeyFromObject(job), pod: pod.Name}
+			return false, ctrl.Result{}, r.retryElsewhere(ctx, u.run, s, rep.Message)
+		}
+	}
+	u.run.Status.Path = execv1alpha1.PathWarm
+	u.run.Status.Pool = job.Labels[execv1alpha1.LabelPool]
+	res, err := r.observeJob(ctx, u, job, limits)
+	return true, res, err
+}
+
+// retryElsewhere gives up a member whose delivery never started the program.
+func (r *CodeRunReconciler) retryElsewhere(ctx context.Context, run *execv1alpha1.CodeRun, s *session, why string) error {
+	logf.FromContext(ctx).Info("the program never reached the member; trying again elsewhere", "job", s.member.Name, "why", why)
+	poolClaims.WithLabelValues(claimRetried).Inc()
+	r.deliveries.discard(client.ObjectKeyFromObject(run), s.member)
+	err := r.Delete(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: s.member.Namespace, Name: s.member.Name}},
+		client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting member %s: %w", s.member.Name, err)
+	}
+	return nil
+}
+
+// ownMember finds a member that this run claimed earlier (before a restart), skipping
+// members given up.
+func (r *CodeRunReconciler) ownMember(ctx context.Context, run *execv1alpha1.CodeRun) (*claimedMember, error) {
+	jobs := &batchv1.JobList{}
+	if err := r.List(ctx, jobs, client.InNamespace(run.Namespace), client.MatchingLabels{execv1alpha1.LabelRunUID: string(run.UID)}); err != nil {
+		return nil, fmt.Errorf("listing the run's Jobs: %w", err)
+	}
+	for i := range jobs.Items {
+		job := &jobs.Items[i]
+		if !isMember(job) || !metav1.IsControlledBy(job, run) || r.deliveries.isDiscarded(client.ObjectKeyFromObject(job)) {
+			continue
+		}
+		pod, err := r.memberPod(ctx, job)
+		if err != nil {
+			return nil, err
+		}
+		return &claimedMember{job: job, pod: pod, pool: job.Labels[execv1alpha1.LabelPool]}, nil
+	}
+	return nil, nil
+}
+
+// memberPod is the pod of a member Job, or nil.
+func (r *CodeRunReconciler) memberPod(ctx context.Context, job *batchv1.Job) (*corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{execv1alpha1.LabelPool: job.Labels[execv1alpha1.LabelPool]}); err != nil {
+		return nil, fmt.Errorf("listing the pods of member %s: %w", job.Name, err)
+	}
+	for i := range pods.Items {
+		if jobOfPod(&pods.Items[i]) == job.Name {
+			return &pods.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// warmStatus fills in where a warm run runs.
+func warmStatus(u *statusUpdate, s *session, sent time.Time) {
+	st := &u.run.Status
+	st.Path = execv1alpha1.PathWarm
+	st.Pool = s.pool
+	st.JobName = s.member.Name
+	st.PodName = s.pod
+	if !sent.IsZero() && st.StartTime == nil {
+		st.StartTime = &metav1.Time{Time: sent}
+	}
+	u.setCondition(execv1alpha1.ConditionAdmitted, metav1.ConditionTrue, execv1alpha1.ReasonMemberClaimed,
+		fmt.Sprintf("took member %s of pool %s", s.member.Name, s.pool))
+}
+
+// markRunning shows a warm run that lasts as Running.
+func markRunning(u *statusUpdate, s *session) {
+	if u.run.Status.Phase == execv1alpha1.PhaseRunning {
+		return
+	}
+	u.run.Status.Phase = execv1alpha1.PhaseRunning
+	u.setCondition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is running")
+	u.event(corev1.EventTypeNormal, "Started", "Run", fmt.Sprintf("Program sent to member %s of pool %s", s.member.Name, s.pool))
+}
