@@ -42,7 +42,7 @@ const (
 	maxStreamOutput = report.MaxEncodedSize + 64*1024
 )
 
-// deliveries holds the warm runs in flight: one attach stream per run, owned by a
+// deliveries holds the warm runs in flight (a nil *deliveries holds none): one attach stream per run, owned by a
 // goroutine, so that no reconcile ever blocks on a program. A finished stream wakes its
 // CodeRun through events, and the next reconcile writes the result in the one status path.
 type deliveries struct {
@@ -98,6 +98,9 @@ func (s *session) state() (done bool, sent time.Time, rep *report.Report, err er
 // get returns the session of run (of this UID: a CodeRun deleted and created again under
 // its name is another run).
 func (d *deliveries) get(run *execv1alpha1.CodeRun) *session {
+	if d == nil {
+		return nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if s := d.sessions[client.ObjectKeyFromObject(run)]; s != nil && s.runUID == run.UID {
@@ -108,6 +111,9 @@ func (d *deliveries) get(run *execv1alpha1.CodeRun) *session {
 
 // forget drops the session of a run that is finished or gone.
 func (d *deliveries) forget(run types.NamespacedName) {
+	if d == nil {
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.sessions, run)
@@ -122,6 +128,9 @@ func (d *deliveries) discard(run types.NamespacedName, member types.NamespacedNa
 }
 
 func (d *deliveries) isDiscarded(member types.NamespacedName) bool {
+	if d == nil {
+		return false
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.discarded[member]
@@ -130,6 +139,9 @@ func (d *deliveries) isDiscarded(member types.NamespacedName) bool {
 // inUse reports whether a session of this process holds member (the cache may not show
 // the claim yet).
 func (d *deliveries) inUse(member types.NamespacedName) bool {
+	if d == nil {
+		return false
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.discarded[member] {
