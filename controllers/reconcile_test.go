@@ -123,6 +123,12 @@ func unstartedFailure(pod, message string) execv1alpha1.CodeRunStatus {
 	return s
 }
 
+// coldStatus is s of a run whose Job the operator just created: status.path is Cold.
+func coldStatus(s execv1alpha1.CodeRunStatus) execv1alpha1.CodeRunStatus {
+	s.Path = execv1alpha1.PathCold
+	return s
+}
+
 // withStatus returns run with status s.
 func withStatus(run *execv1alpha1.CodeRun, s execv1alpha1.CodeRunStatus) *execv1alpha1.CodeRun {
 	run.Status = s
@@ -519,7 +525,7 @@ func TestReconcile(t *testing.T) {
 		{
 			name:        "a new run with a free slot gets its Job",
 			run:         newRun("r", t0),
-			wantStatus:  admittedStatus(),
+			wantStatus:  coldStatus(admittedStatus()),
 			wantEvents:  []string{"Normal JobCreated Created Job r"},
 			wantJob:     true,
 			wantRequeue: time.Minute, // the start timeout, from the Job's creation
@@ -568,7 +574,7 @@ func TestReconcile(t *testing.T) {
 				}),
 				jobOf(newRun("b", t0.Add(-time.Minute)), batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}),
 			},
-			wantStatus:  admittedStatus(),
+			wantStatus:  coldStatus(admittedStatus()),
 			wantEvents:  []string{"Normal JobCreated Created Job r"},
 			wantJob:     true,
 			wantRequeue: time.Minute,
