@@ -202,10 +202,7 @@ func parseSource(b *runRequestBody) (execv1alpha1.CodeRunSpec, *apiError) {
 		switch lang := strings.ToLower(strings.TrimSpace(*b.Language)); lang {
 		case "", "python", "python3":
 		default:
-			if len(lang) > 40 {
-				lang = lang[:40] + "..."
-			}
-			return spec, unprocessable(`unknown language %q: the only language is "python"`, lang)
+			return spec, unprocessable(`unknown language %q: the only language is "python"`, echo(lang, echoLimit))
 		}
 	}
 	return spec, nil
