@@ -97,7 +97,7 @@ func TestServiceWithShippedRBAC(t *testing.T) {
 	if l := created.Spec.Limits; created.Spec.Stdin != "42\n" || *l.TimeoutSeconds != 5 || l.Memory.String() != "128Mi" || l.CPU.String() != "500m" {
 		t.Errorf("CodeRun spec %+v, want the stdin and limits sent", created.Spec)
 	}
-	if created.Annotations[runs.RequestIDAnnotation] != "trace-43" || created.Labels[runs.ManagedByLabel] != runs.ManagedBy {
+	if created.Annotations[runs.RequestIDAnnotation] != "trace-43" || created.Labels[execv1alpha1.LabelManagedBy] != runs.ManagedBy {
 		t.Errorf("CodeRun annotations %v labels %v, want the request's id and managed-by %s", created.Annotations, created.Labels, runs.ManagedBy)
 	}
 	// Limits above the shipped maxima are refused before any CodeRun exists.

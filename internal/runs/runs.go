@@ -26,8 +26,8 @@ import (
 
 // Labels of the CodeRuns this service creates; its cache holds only those.
 const (
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	ManagedBy      = "coderun-front"
+	// ManagedBy is the value of execv1alpha1.LabelManagedBy on this service's CodeRuns.
+	ManagedBy = "coderun-front"
 	// NamePrefix is the generateName of CodeRuns; the API server appends 5 random characters.
 	NamePrefix = "run-"
 )
@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, opts Opt
 		Scheme:            scheme,
 		DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}},
 		ByObject: map[client.Object]cache.ByObject{
-			&execv1alpha1.CodeRun{}: {Label: labels.SelectorFromSet(labels.Set{ManagedByLabel: ManagedBy})},
+			&execv1alpha1.CodeRun{}: {Label: labels.SelectorFromSet(labels.Set{execv1alpha1.LabelManagedBy: ManagedBy})},
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	})
@@ -198,7 +198,7 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 		ObjectMeta: metav1.ObjectMeta{
 			GenerateName: NamePrefix,
 			Namespace:    c.ns,
-			Labels:       map[string]string{ManagedByLabel: ManagedBy},
+			Labels:       map[string]string{execv1alpha1.LabelManagedBy: ManagedBy},
 		},
 		Spec: spec,
 	}

@@ -95,7 +95,7 @@ func TestRunWaitsForResult(t *testing.T) {
 		if res == nil || res.Reason != tc.wantReason || *res.ExitCode != tc.wantExit || res.Output != tc.wantOutput {
 			t.Errorf("Run(%q) result %+v, want %s, exit %d, output %q", tc.source, res, tc.wantReason, tc.wantExit, tc.wantOutput)
 		}
-		if !strings.HasPrefix(run.Name, NamePrefix) || run.Labels[ManagedByLabel] != ManagedBy || run.Namespace != ns || run.Spec.Stdin != "in" ||
+		if !strings.HasPrefix(run.Name, NamePrefix) || run.Labels[execv1alpha1.LabelManagedBy] != ManagedBy || run.Namespace != ns || run.Spec.Stdin != "in" ||
 			run.Annotations[RequestIDAnnotation] != "req-"+tc.source {
 			t.Errorf("CodeRun %s/%s labels %v annotations %v stdin %q: not as created", run.Namespace, run.Name, run.Labels, run.Annotations, run.Spec.Stdin)
 		}
