@@ -118,9 +118,7 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 
 // reconcileRun computes the run's next status (into u) and creates the Job it needs.
 func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
 	run := u.run
-	key := client.ObjectKeyFromObject(run)
 
 	limits := r.Config.Effective(run.Spec.Limits)
 	if run.Status.Limits == nil {
@@ -159,7 +157,14 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (
 		u.finish(systemError("the run's Job %s was deleted before the program finished", jobKey.Name))
 		return ctrl.Result{}, nil
 	}
+	return r.admit(ctx, u, limits)
+}
 
+// admit gives the run a slot and creates its Job, or, when every slot is taken or older
+// runs wait for the free ones, queues it.
+func (r *CodeRunReconciler) admit(ctx context.Context, u *statusUpdate, limits execv1alpha1.Limits) (ctrl.Result, error) {
+	run := u.run
+	key := client.ObjectKeyFromObject(run)
 	waiting, err := r.waitingRuns(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -184,7 +189,7 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (
 			return ctrl.Result{}, nil
 		}
 	}
-	job = buildJob(run, limits, r.Config, uid)
+	job := buildJob(run, limits, r.Config, uid)
 	if err := ctrl.SetControllerReference(run, job, r.Scheme); err != nil {
 		r.queue.release(key)
 		return ctrl.Result{}, fmt.Errorf("owning Job: %w", err)
@@ -194,7 +199,7 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (
 		return ctrl.Result{}, fmt.Errorf("creating Job %s: %w", job.Name, err)
 	} else if err == nil {
 		jobsCreated.Inc()
-		log.Info("created Job", "job", job.Name, "uid", uid, "timeoutSeconds", *limits.TimeoutSeconds,
+		logf.FromContext(ctx).Info("created Job", "job", job.Name, "uid", uid, "timeoutSeconds", *limits.TimeoutSeconds,
 			"memory", limits.Memory.String(), "cpu", limits.CPU.String())
 	}
 	run.Status.Phase = execv1alpha1.PhaseRunning

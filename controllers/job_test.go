@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -76,6 +77,25 @@ func TestBuildJobLimits(t *testing.T) {
 				t.Errorf("runAsUser %d, want 200123", got)
 			}
 		})
+	}
+}
+
+func TestBuildJobPlacementFromConfig(t *testing.T) {
+	run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns", UID: types.UID("u-1")}, Spec: execv1alpha1.CodeRunSpec{Source: "print(1)"}}
+	cfg := config.Default()
+	limits := cfg.Effective(execv1alpha1.Limits{})
+	if pod := buildJob(run, limits, cfg, 200123).Spec.Template.Spec; pod.RuntimeClassName != nil || pod.NodeSelector != nil || pod.Tolerations != nil {
+		t.Errorf("runtimeClassName %v nodeSelector %v tolerations %v, want none unless configured", pod.RuntimeClassName, pod.NodeSelector, pod.Tolerations)
+	}
+	cfg.RuntimeClassName = "gvisor"
+	cfg.NodeSelector = map[string]string{"sandbox": "true"}
+	cfg.Tolerations = []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+	pod := buildJob(run, limits, cfg, 200123).Spec.Template.Spec
+	if pod.RuntimeClassName == nil || *pod.RuntimeClassName != "gvisor" {
+		t.Errorf("runtimeClassName = %v, want gvisor", pod.RuntimeClassName)
+	}
+	if pod.NodeSelector["sandbox"] != "true" || len(pod.Tolerations) != 1 || pod.Tolerations[0].Key != "sandbox" {
+		t.Errorf("nodeSelector %v tolerations %v, want the configured ones", pod.NodeSelector, pod.Tolerations)
 	}
 }
 

@@ -1,11 +1,19 @@
 package controllers
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 )
@@ -109,4 +117,45 @@ func TestQueueUIDProbingWraps(t *testing.T) {
 	if !ok || uid != 1000 {
 		t.Errorf("uid %d (admitted %v), want 1000: 1009 is taken and the range wraps", uid, ok)
 	}
+}
+
+// TestFinishedRunWakesTheNextInArrivalOrder drives the CodeRun event handler as the watch
+// does: runs created in the same second queue in the order their creations arrive, not by
+// name, and a run that finishes hands its slot to the oldest waiting run.
+func TestFinishedRunWakesTheNextInArrivalOrder(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	a, b, c := queuedRun("a", t0), queuedRun("b", t0), queuedRun("c", t0)
+	cl := fake.NewClientBuilder().WithScheme(testScheme).WithObjects(a, b, c).Build()
+	r := &CodeRunReconciler{Client: cl, queue: newRunQueue(1)}
+	handler := r.runEvents()
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	ctx := context.Background()
+
+	for _, run := range []*execv1alpha1.CodeRun{a, c, b} { // the API server committed them in this order
+		handler.Create(ctx, event.TypedCreateEvent[client.Object]{Object: run}, q)
+	}
+	if _, ok := r.queue.admit(key("a"), []*execv1alpha1.CodeRun{a, b, c}, 1000, 1000, 10); !ok {
+		t.Fatal("a, first to arrive, was not admitted to the free slot")
+	}
+	drain(q)
+
+	done := a.DeepCopy()
+	done.Status.Result = &execv1alpha1.CodeRunResult{Reason: execv1alpha1.ReasonCompleted}
+	handler.Update(ctx, event.TypedUpdateEvent[client.Object]{ObjectOld: a, ObjectNew: done}, q)
+	if got, want := drain(q), []string{"a", "c"}; !slices.Equal(got, want) {
+		t.Errorf("a finishing enqueued %v, want %v: itself and c, which arrived before b", got, want)
+	}
+}
+
+// drain returns the names of the requests in q, in order, and empties it.
+func drain(q workqueue.TypedRateLimitingInterface[reconcile.Request]) []string {
+	var names []string
+	for q.Len() > 0 {
+		req, _ := q.Get()
+		names = append(names, req.Name)
+		q.Done(req)
+	}
+	return names
 }

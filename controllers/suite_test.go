@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"go.uber.org/zap/zapcore"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,9 +47,7 @@ func TestMain(m *testing.M) {
 		logOpts = append(logOpts, zap.Level(zapcore.ErrorLevel)) // keep test output readable
 	}
 	ctrl.SetLogger(zap.New(logOpts...))
-	code := m.Run()
-	testenv.Stop()
-	os.Exit(code)
+	testenv.Main(m)
 }
 
 // needEnvtest starts the API server and etcd on first use (internal/testenv), so that table
@@ -129,6 +128,7 @@ func newRunsNamespace(t *testing.T) string {
 // runOperator runs an operator with cfg for namespace until stop is called.
 func runOperator(t *testing.T, cfg config.Config, namespace string) (op *operator, stop func()) {
 	t.Helper()
+	running := goleak.IgnoreCurrent()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:     testScheme,
 		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
@@ -153,12 +153,25 @@ func runOperator(t *testing.T, cfg config.Config, namespace string) (op *operato
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
+	// Tests may call the reconciler directly, which reads from the cache.
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		cancel()
+		t.Fatalf("the manager's cache did not start: %v", <-done)
+	}
 	var once sync.Once
 	return op, func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("manager: %v", err)
+			}
+			// Every goroutine of the manager and the controller ends with it. Connections to
+			// the API server are pooled by the process and outlive it.
+			if err := goleak.Find(running,
+				goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+				goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+			); err != nil {
+				t.Errorf("the stopped operator left goroutines behind: %v", err)
 			}
 		})
 	}

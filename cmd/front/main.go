@@ -169,8 +169,8 @@ func run(ctx context.Context, f flags, log *slog.Logger, listening func(net.Addr
 	// so that their runs are deleted rather than left behind.
 	requestsCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
+	// No Addr: the server serves the listener opened below, whose address tests choose.
 	srv := &http.Server{
-		Addr:              f.listenAddress,
 		Handler:           api,
 		BaseContext:       func(net.Listener) context.Context { return requestsCtx },
 		ReadHeaderTimeout: 10 * time.Second,

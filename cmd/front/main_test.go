@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/runs"
 	"github.com/coderun-dev/coderun/internal/testenv"
 )
 
@@ -81,9 +82,23 @@ func TestServiceWithShippedRBAC(t *testing.T) {
 		SubmissionID int64  `json:"submission_id"`
 		Name         string `json:"name"`
 	}
-	post(t, base+"/submit", `{"code": "print('Hello, World!')"}`, &out)
+	post(t, base+"/submit", `{"code": "print('Hello, World!')", "stdin": "42\n", "limits": {"timeout_seconds": 5, "memory": "128Mi", "cpu": "500m"}}`,
+		&out, "X-Request-Id", "trace-43")
 	if out.Output != "Hello, World!\n" || out.ExitCode == nil || *out.ExitCode != 0 || out.SubmissionID != 1 {
 		t.Fatalf("/submit answered %+v", out)
+	}
+	// The request reached the CodeRun whole: stdin, limits, the request's id, and the label
+	// that the service's own cache selects by (--run-retention keeps the CodeRun).
+	_, admin := testenv.Start(t)
+	var created execv1alpha1.CodeRun
+	if err := admin.Get(context.Background(), client.ObjectKey{Namespace: "coderun-runs", Name: out.Name}, &created); err != nil {
+		t.Fatalf("the run's CodeRun: %v", err)
+	}
+	if l := created.Spec.Limits; created.Spec.Stdin != "42\n" || *l.TimeoutSeconds != 5 || l.Memory.String() != "128Mi" || l.CPU.String() != "500m" {
+		t.Errorf("CodeRun spec %+v, want the stdin and limits sent", created.Spec)
+	}
+	if created.Annotations[runs.RequestIDAnnotation] != "trace-43" || created.Labels[execv1alpha1.LabelManagedBy] != runs.ManagedBy {
+		t.Errorf("CodeRun annotations %v labels %v, want the request's id and managed-by %s", created.Annotations, created.Labels, runs.ManagedBy)
 	}
 	// Limits above the shipped maxima are refused before any CodeRun exists.
 	resp, err := http.Post(base+"/execute", "application/json", strings.NewReader(`{"code": "x", "limits": {"memory": "4Gi"}}`))
@@ -187,9 +202,18 @@ func waitReady(t *testing.T, base string) {
 	}
 }
 
-func post(t *testing.T, url, body string, out any) {
+// post sends body as JSON, with header's name, value pairs, and decodes a 200 answer.
+func post(t *testing.T, url, body string, out any, header ...string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

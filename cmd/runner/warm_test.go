@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/coderun-dev/coderun/internal/delivery"
+	"github.com/coderun-dev/coderun/internal/procfs"
 	"github.com/coderun-dev/coderun/internal/report"
 	"github.com/coderun-dev/coderun/internal/runner/runnertest"
+	"github.com/coderun-dev/coderun/internal/testneed"
 )
 
 // waitingLine is what a warm runner logs on stderr once it waits for its request (and
@@ -55,17 +57,37 @@ type warmMember struct {
 // extra flags, and waits until it waits for its request.
 func startWarm(t *testing.T, s *sandbox, extra ...string) *warmMember {
 	t.Helper()
+	return startWarmIn(t, s, nil, extra...)
+}
+
+// startWarmIn is startWarm through wrapper; with a wrapper, the runner runs as the
+// sandbox's uid itself (as in a pod: the wrapper switches to it) and has no --uid.
+func startWarmIn(t *testing.T, s *sandbox, wrapper []string, extra ...string) *warmMember {
+	t.Helper()
 	m := &warmMember{t: t, s: s, inputDir: filepath.Join(s.dir, "input"), reportPath: filepath.Join(s.dir, "termination-log")}
 	if err := os.Mkdir(m.inputDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var args []string
-	if s.uid != 0 {
+	args := append([]string(nil), wrapper...)
+	args = append(args, runnerBin)
+	switch {
+	case wrapper != nil:
+		// The runner runs as the program's uid: the input directory and report file are its.
+		if err := os.WriteFile(m.reportPath, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{m.inputDir, m.reportPath} {
+			if err := os.Chown(path, s.uid, s.uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	case s.uid != 0:
 		args = append(args, "--uid", strconv.Itoa(s.uid))
 	}
 	args = append(args, "--request=stdin", "--input-dir", m.inputDir, "--python", runnertest.Python(t),
 		"--workdir", s.workdir, "--timeout", "10s", "--memory-limit", "200MiB", "--report", m.reportPath)
-	m.cmd = exec.Command(runnerBin, append(args, extra...)...)
+	args = append(args, extra...)
+	m.cmd = exec.Command(args[0], args[1:]...)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -468,4 +490,51 @@ func TestWarmBadFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWarmPID1 runs a warm runner as in a pod: PID 1 of its own PID namespace, as the
+// program's uid.
+func TestWarmPID1(t *testing.T) {
+	t.Parallel()
+	testneed.Root(t, "for a PID namespace and a uid of the program's own")
+	if err := exec.Command("unshare", "-p", "-f", "--mount-proc", "true").Run(); err != nil {
+		testneed.Skip(t, "cannot make a PID namespace here: %v", err)
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testneed.Skip(t, "no setpriv here")
+	}
+	asPod := func(s *sandbox) []string {
+		id := strconv.Itoa(s.uid)
+		return []string{"unshare", "-p", "-f", "--mount-proc", "setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups"}
+	}
+	t.Run("a request", func(t *testing.T) {
+		t.Parallel()
+		s := newSandbox(t, "")
+		m := startWarmIn(t, s, asPod(s))
+		m.sendRequest(request(freshProgram, "line"))
+		res := m.wait()
+		res.check(t, report.Completed, 0)
+		if want := "workdir: [] [] True\nsource in workdir: False\nsource mode: 0o444\nstdin: line\n"; res.report.Output != want {
+			t.Errorf("output %q, want %q", res.report.Output, want)
+		}
+		s.checkNoProcessLeft()
+	})
+	t.Run("SIGTERM while waiting", func(t *testing.T) {
+		t.Parallel()
+		s := newSandbox(t, "")
+		m := startWarmIn(t, s, asPod(s))
+		// unshare does not forward signals: the runner, PID 1 of the namespace, is its
+		// child (setpriv executes it).
+		children := procfs.Children(m.cmd.Process.Pid)
+		if len(children) != 1 {
+			t.Fatalf("unshare's children: %v", children)
+		}
+		if err := syscall.Kill(children[0], syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		res := m.wait()
+		if r := res.report; res.exitCode != 0 || !r.NotRun || !strings.Contains(r.Message, "stopped before a request arrived") {
+			t.Errorf("exit %d, report %s", res.exitCode, res.stdout)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/coderun-dev/coderun/internal/store"
+	"github.com/coderun-dev/coderun/internal/textcut"
 )
 
 const (
@@ -48,7 +49,7 @@ func queryInt(c *gin.Context, name string, def, lo, hi int) (int, *apiError) {
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < lo || n > hi {
-		return 0, badRequest("query parameter %s must be a whole number from %d to %d, got %q", name, lo, hi, truncate(raw, 40))
+		return 0, badRequest("query parameter %s must be a whole number from %d to %d, got %q", name, lo, hi, echo(raw, echoLimit))
 	}
 	return n, nil
 }
@@ -56,7 +57,7 @@ func queryInt(c *gin.Context, name string, def, lo, hi int) (int, *apiError) {
 func (s *Server) getSubmission(c *gin.Context) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id < 1 {
-		s.fail(c, http.StatusNotFound, "no submission has id "+strconv.Quote(truncate(c.Param("id"), 40))+"; ids are positive whole numbers")
+		s.fail(c, http.StatusNotFound, "no submission has id "+strconv.Quote(echo(c.Param("id"), echoLimit))+"; ids are positive whole numbers")
 		return
 	}
 	sub, dbErr := s.opts.Store.Submission(c.Request.Context(), id)
@@ -109,7 +110,7 @@ func (s *Server) getSnippet(c *gin.Context) {
 	id := c.Param("id")
 	// Not a UUID cannot be a snippet; no need to ask the database.
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		s.fail(c, http.StatusNotFound, "no snippet has id "+strconv.Quote(truncate(id, 40)))
+		s.fail(c, http.StatusNotFound, "no snippet has id "+strconv.Quote(echo(id, echoLimit)))
 		return
 	}
 	sn, err := s.opts.Store.Snippet(c.Request.Context(), id)
@@ -133,9 +134,16 @@ func (s *Server) dbFailed(c *gin.Context, err error) {
 	s.fail(c, http.StatusServiceUnavailable, "the database is unavailable; try again shortly")
 }
 
-func truncate(s string, n int) string {
+// echoLimit is how many bytes of a client's input an error message quotes back; more is
+// cut and marked "...".
+const echoLimit = 40
+
+// echo returns what a client sent, for an error message that quotes it: s itself, or its
+// first n bytes followed by "...". The cut never splits a UTF-8 character (textcut), which
+// would make the JSON answer carry U+FFFD instead of what the client wrote.
+func echo(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	return textcut.Prefix(s, n) + "..."
 }

@@ -36,7 +36,7 @@ func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
 }
 
 func (s *Server) execute(c *gin.Context) {
-	if _, resp, ok := s.run(c); ok {
+	if _, resp, ok := s.runOrFail(c); ok {
 		c.PureJSON(http.StatusOK, resp)
 	}
 }
@@ -44,7 +44,7 @@ func (s *Server) execute(c *gin.Context) {
 // submit runs the program like execute and saves it when it exited with 0; otherwise the
 // answer's submission_id is -1, as in the project coderun grew from.
 func (s *Server) submit(c *gin.Context) {
-	spec, resp, ok := s.run(c)
+	spec, resp, ok := s.runOrFail(c)
 	if !ok {
 		return
 	}
@@ -65,9 +65,10 @@ func (s *Server) submit(c *gin.Context) {
 	c.PureJSON(http.StatusOK, resp)
 }
 
-// run validates the request, runs the program and returns its answer; when ok is false
-// it has already answered with an error.
-func (s *Server) run(c *gin.Context) (execv1alpha1.CodeRunSpec, runResponse, bool) {
+// runOrFail validates the request, runs the program and returns its answer. When ok is
+// false it has already written the error response (4xx, 503 or 504), and the caller must
+// write nothing more.
+func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runResponse, bool) {
 	body, apiErr := s.readBody(c)
 	if apiErr != nil {
 		s.failWith(c, apiErr)

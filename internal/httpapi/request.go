@@ -17,14 +17,13 @@ import (
 	"github.com/coderun-dev/coderun/internal/config"
 )
 
-// Outer bounds of limits that the CodeRun schema enforces; the operator's maxima are
-// usually lower and are checked too.
+// Lower bounds of limits that the CodeRun schema enforces (api/v1alpha1), checked here so
+// that the client gets a sentence naming the limit; the upper bounds are the operator's
+// maxima, usually lower than the schema's.
 var (
-	minMemory = resource.MustParse("16Mi")
-	minCPU    = resource.MustParse("10m")
+	minMemory = resource.MustParse(execv1alpha1.MinMemory)
+	minCPU    = resource.MustParse(execv1alpha1.MinCPU)
 )
-
-const minTimeoutSeconds = 1
 
 // runRequestBody is the JSON body of /execute, /submit and /snippets. Pointers tell a
 // field left out from one given empty.
@@ -202,10 +201,7 @@ func parseSource(b *runRequestBody) (execv1alpha1.CodeRunSpec, *apiError) {
 		switch lang := strings.ToLower(strings.TrimSpace(*b.Language)); lang {
 		case "", "python", "python3":
 		default:
-			if len(lang) > 40 {
-				lang = lang[:40] + "..."
-			}
-			return spec, unprocessable(`unknown language %q: the only language is "python"`, lang)
+			return spec, unprocessable(`unknown language %q: the only language is "python"`, echo(lang, echoLimit))
 		}
 	}
 	return spec, nil
@@ -241,8 +237,8 @@ func parseLimits(in *limitsInput, maxLimits execv1alpha1.Limits) (execv1alpha1.L
 		if err != nil {
 			return out, unprocessable("limits.timeout_seconds must be a whole number of seconds, got %.40s", string(*in.TimeoutSeconds))
 		}
-		if n < minTimeoutSeconds || n > int64(*maxLimits.TimeoutSeconds) {
-			return out, unprocessable("limits.timeout_seconds %d is out of range: it must be from %d to the maximum of %d", n, minTimeoutSeconds, *maxLimits.TimeoutSeconds)
+		if n < execv1alpha1.MinTimeoutSeconds || n > int64(*maxLimits.TimeoutSeconds) {
+			return out, unprocessable("limits.timeout_seconds %d is out of range: it must be from %d to the maximum of %d", n, execv1alpha1.MinTimeoutSeconds, *maxLimits.TimeoutSeconds)
 		}
 		out.TimeoutSeconds = ptr.To(int32(n))
 	}

@@ -31,6 +31,8 @@ var badRequests = []struct {
 	{"blank code", `{"code": " \n\t"}`, 422, `"code" is empty`},
 	{"number stdin", `{"code": "x", "stdin": 5}`, 400, `"stdin" must be a string`},
 	{"unknown language", `{"code": "x", "language": "ruby"}`, 422, `unknown language "ruby"`},
+	// 13 日 are 39 bytes: the echo stops there rather than split the 14th.
+	{"unknown language, long and multi-byte", `{"code": "x", "language": "` + strings.Repeat("日", 20) + `"}`, 422, `unknown language "` + strings.Repeat("日", 13) + `..."`},
 	{"number language", `{"code": "x", "language": 3}`, 400, `"language" must be a string`},
 	{"limits not an object", `{"code": "x", "limits": "fast"}`, 400, `"limits" must be an object`},
 	{"timeout above max", `{"code": "x", "limits": {"timeout_seconds": 61}}`, 422, "maximum of 60"},

@@ -94,6 +94,9 @@ func acceptsGzip(r *http.Request) bool {
 const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+// maxPathEcho bounds the path that a 404 quotes back.
+const maxPathEcho = 200
+
 const notBuilt = "The web page is not built into this binary. Run `make web` (npm), then rebuild the service.\n" +
 	"The HTTP API (POST /execute, POST /submit, ...) works without it.\n"
 
@@ -125,7 +128,7 @@ func (s *Server) index(c *gin.Context) {
 func (s *Server) asset(c *gin.Context) {
 	name := "assets/" + strings.TrimPrefix(c.Param("path"), "/")
 	if !s.serveFile(c, name, "public, max-age=31536000, immutable") {
-		s.fail(c, http.StatusNotFound, "no such asset: "+truncate(c.Request.URL.Path, 200))
+		s.fail(c, http.StatusNotFound, "no such asset: "+echo(c.Request.URL.Path, maxPathEcho))
 	}
 }
 
@@ -139,7 +142,7 @@ func (s *Server) noRoute(c *gin.Context) {
 			return
 		}
 	}
-	s.fail(c, http.StatusNotFound, "no such route: "+m+" "+truncate(c.Request.URL.Path, 200))
+	s.fail(c, http.StatusNotFound, "no such route: "+m+" "+echo(c.Request.URL.Path, maxPathEcho))
 }
 
 // serveFile serves the regular file name of the page, and reports whether there was one.

@@ -26,8 +26,8 @@ import (
 
 // Labels of the CodeRuns this service creates; its cache holds only those.
 const (
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	ManagedBy      = "coderun-front"
+	// ManagedBy is the value of execv1alpha1.LabelManagedBy on this service's CodeRuns.
+	ManagedBy = "coderun-front"
 	// NamePrefix is the generateName of CodeRuns; the API server appends 5 random characters.
 	NamePrefix = "run-"
 )
@@ -42,6 +42,12 @@ type requestIDKey struct{}
 // WithRequestID returns ctx carrying a request id for the CodeRuns that Run creates with it.
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request id that WithRequestID put in ctx, or "" when there is none.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 var (
@@ -99,7 +105,7 @@ func New(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, opts Opt
 		Scheme:            scheme,
 		DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}},
 		ByObject: map[client.Object]cache.ByObject{
-			&execv1alpha1.CodeRun{}: {Label: labels.SelectorFromSet(labels.Set{ManagedByLabel: ManagedBy})},
+			&execv1alpha1.CodeRun{}: {Label: labels.SelectorFromSet(labels.Set{execv1alpha1.LabelManagedBy: ManagedBy})},
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	})
@@ -124,9 +130,6 @@ func New(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, opts Opt
 	}
 	return c, nil
 }
-
-// Namespace is where the client creates CodeRuns.
-func (c *Client) Namespace() string { return c.ns }
 
 // Start runs the informer and the collector of finished CodeRuns until ctx ends.
 func (c *Client) Start(ctx context.Context) error {
@@ -195,11 +198,11 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 		ObjectMeta: metav1.ObjectMeta{
 			GenerateName: NamePrefix,
 			Namespace:    c.ns,
-			Labels:       map[string]string{ManagedByLabel: ManagedBy},
+			Labels:       map[string]string{execv1alpha1.LabelManagedBy: ManagedBy},
 		},
 		Spec: spec,
 	}
-	if id, _ := ctx.Value(requestIDKey{}).(string); id != "" {
+	if id := RequestID(ctx); id != "" {
 		run.Annotations = map[string]string{RequestIDAnnotation: id}
 	}
 	timer := time.NewTimer(bound) // from before the create: the bound covers everything
@@ -221,7 +224,7 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 	}()
 
 	for {
-		if got, done := c.finished(ctx, run); done {
+		if got, done := c.lookup(ctx, run); done {
 			c.afterResult(got)
 			return got, nil
 		}
@@ -233,7 +236,7 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 			c.delete(run, "the client went away")
 			return run, ctx.Err()
 		case <-timer.C:
-			if got, done := c.finished(ctx, run); done { // it may have finished just now
+			if got, done := c.lookup(ctx, run); done { // it may have finished just now
 				c.afterResult(got)
 				return got, nil
 			}
@@ -243,8 +246,9 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 	}
 }
 
-// finished reads run from the cache and reports whether it has a result.
-func (c *Client) finished(ctx context.Context, run *execv1alpha1.CodeRun) (*execv1alpha1.CodeRun, bool) {
+// lookup reads run from the cache: it returns the cached CodeRun and whether it has a
+// result (nil and false while the cache has not seen it yet).
+func (c *Client) lookup(ctx context.Context, run *execv1alpha1.CodeRun) (*execv1alpha1.CodeRun, bool) {
 	got := &execv1alpha1.CodeRun{}
 	if err := c.cache.Get(ctx, client.ObjectKeyFromObject(run), got); err != nil {
 		return nil, false // not in the cache yet; its Add event will wake the waiter

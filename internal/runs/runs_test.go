@@ -3,6 +3,7 @@ package runs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -94,7 +95,7 @@ func TestRunWaitsForResult(t *testing.T) {
 		if res == nil || res.Reason != tc.wantReason || *res.ExitCode != tc.wantExit || res.Output != tc.wantOutput {
 			t.Errorf("Run(%q) result %+v, want %s, exit %d, output %q", tc.source, res, tc.wantReason, tc.wantExit, tc.wantOutput)
 		}
-		if !strings.HasPrefix(run.Name, NamePrefix) || run.Labels[ManagedByLabel] != ManagedBy || run.Namespace != ns || run.Spec.Stdin != "in" ||
+		if !strings.HasPrefix(run.Name, NamePrefix) || run.Labels[execv1alpha1.LabelManagedBy] != ManagedBy || run.Namespace != ns || run.Spec.Stdin != "in" ||
 			run.Annotations[RequestIDAnnotation] != "req-"+tc.source {
 			t.Errorf("CodeRun %s/%s labels %v annotations %v stdin %q: not as created", run.Namespace, run.Name, run.Labels, run.Annotations, run.Spec.Stdin)
 		}
@@ -140,9 +141,11 @@ func TestClientGoneDeletesRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		// Cancel once the operator has admitted the run, as a browser tab closed mid-run.
-		_ = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		if err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 			return len(op.Seen()) == 1, nil
-		})
+		}); err != nil {
+			t.Errorf("the operator saw %v within 10s, want one CodeRun", op.Seen()) // Errorf: safe off the test's goroutine
+		}
 		time.Sleep(100 * time.Millisecond)
 		cancel()
 	}()
@@ -178,14 +181,25 @@ func TestDeletedByOthers(t *testing.T) {
 	op := testenv.RunOperator(t, ns, behaviourBySource)
 	c := startClient(t, ns, time.Hour)
 	_, k := testenv.Start(t)
+	// The deleter reports back rather than failing on its own: a goroutine may not call
+	// t.Fatal, and without the CodeRun it has nothing to delete.
+	deleted := make(chan error, 1)
 	go func() {
-		_ = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 			return len(op.Seen()) == 1, nil
 		})
+		if err != nil {
+			deleted <- fmt.Errorf("the operator saw %v within 10s, want one CodeRun: %w", op.Seen(), err)
+			return
+		}
 		run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: op.Seen()[0]}}
-		_ = k.Delete(context.Background(), run)
+		deleted <- k.Delete(context.Background(), run)
 	}()
-	if _, err := c.Run(context.Background(), execv1alpha1.CodeRunSpec{Source: "hang"}, 30*time.Second); !errors.Is(err, ErrDeleted) {
+	_, err := c.Run(context.Background(), execv1alpha1.CodeRunSpec{Source: "hang"}, 30*time.Second)
+	if derr := <-deleted; derr != nil {
+		t.Fatalf("deleting the CodeRun behind the client's back: %v (Run: %v)", derr, err)
+	}
+	if !errors.Is(err, ErrDeleted) {
 		t.Fatalf("Run error %v, want ErrDeleted", err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 	"k8s.io/utils/ptr"
+
+	"github.com/coderun-dev/coderun/internal/testneed"
 )
 
 // opener opens an empty database for a test and returns it with its DSN (to reopen it).
@@ -27,7 +29,7 @@ func forEachDatabase(t *testing.T, test func(t *testing.T, open opener)) {
 	t.Run("postgres", func(t *testing.T) {
 		base := os.Getenv("CODERUN_TEST_POSTGRES")
 		if base == "" {
-			t.Skip("CODERUN_TEST_POSTGRES is not set (make test sets it)")
+			testneed.Skip(t, "CODERUN_TEST_POSTGRES is not set (make test sets it)")
 		}
 		test(t, func(t *testing.T) (*Store, string) { return openPostgres(t, base) })
 	})
@@ -275,7 +277,7 @@ func TestConcurrentOpenOfNewDatabase(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		base := os.Getenv("CODERUN_TEST_POSTGRES")
 		if base == "" {
-			t.Skip("CODERUN_TEST_POSTGRES is not set (make test sets it)")
+			testneed.Skip(t, "CODERUN_TEST_POSTGRES is not set (make test sets it)")
 		}
 		testConcurrentOpen(t, newPostgresDatabase(t, base))
 	})

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/coderun-dev/coderun/internal/config"
+	"github.com/coderun-dev/coderun/internal/testneed"
 )
 
 const (
@@ -58,7 +59,7 @@ func helmBinary(t *testing.T) string {
 	if h, err := exec.LookPath("helm"); err == nil {
 		return h
 	}
-	t.Skip("chart tests need Helm: set HELM to a helm binary (`make test` sets bin/helm-<version>) or put helm on PATH")
+	testneed.Skip(t, "chart tests need Helm: set HELM to a helm binary (`make test` sets bin/helm-<version>) or put helm on PATH")
 	return ""
 }
 

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/testneed"
 )
 
 // The front service's answer to /execute and /submit (docs/api.md).
@@ -41,7 +42,7 @@ func frontURL(t *testing.T) string {
 	t.Helper()
 	u := os.Getenv("FRONT_URL")
 	if u == "" {
-		t.Skip("FRONT_URL is not set; make test-e2e sets it to the port-forwarded front service")
+		testneed.Skip(t, "FRONT_URL is not set; make test-e2e sets it to the port-forwarded front service")
 	}
 	return strings.TrimSuffix(u, "/")
 }

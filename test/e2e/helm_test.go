@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/testneed"
 )
 
 // The Helm release under test, as make dev (hack/dev-deploy.sh) installs it.
@@ -43,7 +44,7 @@ const (
 func TestHelmUpgradeKeepsSubmissions(t *testing.T) {
 	helm, newTag := os.Getenv("HELM"), os.Getenv("E2E_UPGRADE_TAG")
 	if helm == "" || newTag == "" {
-		t.Skip("HELM and E2E_UPGRADE_TAG are not set; make test-e2e sets them (and loads the images under that tag)")
+		testneed.Skip(t, "HELM and E2E_UPGRADE_TAG are not set; make test-e2e sets them (and loads the images under that tag)")
 	}
 	frontURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -87,7 +88,7 @@ func TestHelmUpgradeKeepsSubmissions(t *testing.T) {
 func TestOperatorFailover(t *testing.T) {
 	helm := os.Getenv("HELM")
 	if helm == "" {
-		t.Skip("HELM is not set; make test-e2e sets it")
+		testneed.Skip(t, "HELM is not set; make test-e2e sets it")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/testneed"
 )
 
 // A second release of the chart, next to the one make dev installed, with the front service's
@@ -59,7 +60,7 @@ const (
 func TestChartWithPostgres(t *testing.T) {
 	helm, image := os.Getenv("HELM"), os.Getenv("E2E_POSTGRES_IMAGE")
 	if helm == "" || image == "" {
-		t.Skip("HELM and E2E_POSTGRES_IMAGE are not set; make test-e2e sets them (hack/e2e-images.sh builds and loads the PostgreSQL image)")
+		testneed.Skip(t, "HELM and E2E_POSTGRES_IMAGE are not set; make test-e2e sets them (hack/e2e-images.sh builds and loads the PostgreSQL image)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
