@@ -198,7 +198,9 @@ func (d *deliveries) deliver(s *session, req delivery.Request) {
 	s.mu.Unlock()
 }
 
-// sentReader hands data to the stream and notes when all of it was taken.
+// sentReader hands data to the stream and notes when all of it was taken: as soon as
+// the last byte is handed out, since the stream may deliver it and fail before it reads
+// again (a reader of exactly one frame never asks for the EOF).
 type sentReader struct {
 	data  []byte
 	off   int
@@ -208,15 +210,22 @@ type sentReader struct {
 
 func (r *sentReader) Read(p []byte) (int, error) {
 	if r.off >= len(r.data) {
-		if !r.ended {
-			r.ended = true
-			r.onEnd()
-		}
+		r.end()
 		return 0, io.EOF
 	}
 	n := copy(p, r.data[r.off:])
 	r.off += n
+	if r.off >= len(r.data) {
+		r.end()
+	}
 	return n, nil
+}
+
+func (r *sentReader) end() {
+	if !r.ended {
+		r.ended = true
+		r.onEnd()
+	}
 }
 
 // boundedBuffer keeps the first limit bytes written to it and drops the rest.
