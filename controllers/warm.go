@@ -471,6 +471,9 @@ func (r *CodeRunReconciler) observeMember(ctx context.Context, u *statusUpdate, 
 func (r *CodeRunReconciler) retryElsewhere(ctx context.Context, run *execv1alpha1.CodeRun, s *session, why string) error {
 	logf.FromContext(ctx).Info("the program never reached the member; trying again elsewhere", "job", s.member.Name, "why", why)
 	poolClaims.WithLabelValues(claimRetried).Inc()
+	// The run starts over: the cold path takes a set jobName for its own Job, deleted.
+	st := &run.Status
+	st.Path, st.Pool, st.JobName, st.PodName, st.StartTime = "", "", "", "", nil
 	r.deliveries.discard(client.ObjectKeyFromObject(run), s.member)
 	err := r.Delete(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: s.member.Namespace, Name: s.member.Name}},
 		client.PropagationPolicy(metav1.DeletePropagationBackground))
