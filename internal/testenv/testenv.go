@@ -67,6 +67,10 @@ func repoRoot() string {
 // CODERUN_TEST_REQUIRE_ALL=1 (testneed). Call Stop from TestMain.
 func Start(t testing.TB) (*rest.Config, client.WithWatch) {
 	t.Helper()
+	if testing.Short() {
+		// `make unit` (go test -short) runs only what needs no API server.
+		t.Skip("needs an API server (envtest); not in -short mode")
+	}
 	once.Do(func() {
 		assets := os.Getenv("KUBEBUILDER_ASSETS")
 		if assets == "" {
