@@ -158,6 +158,12 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 			continue
 		}
 		pod := podOf[job.Name]
+		if cs := runContainerStatus(pod); cs != nil && cs.State.Terminated != nil {
+			// The runner exited (unused after maxIdleSeconds, most likely) and the Job
+			// controller has not marked the Job finished yet: a member that started.
+			m.stale = append(m.stale, job)
+			continue
+		}
 		if why := cannotStart(pod); why != "" {
 			m.stale, m.failed = append(m.stale, job), why
 			continue
