@@ -146,6 +146,9 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 		key := client.ObjectKeyFromObject(job)
 		switch {
 		case job.Labels[execv1alpha1.LabelMember] == execv1alpha1.MemberClaimed:
+			// Its uid now belongs to the run that claimed it (runQueue.claimMember); a pass
+			// that saw it idle in a stale cache may have recorded it as a member again.
+			r.queue.forgetMember(key)
 			if !jobFinished(job) && job.DeletionTimestamp.IsZero() {
 				m.claimed++
 			}
