@@ -55,12 +55,13 @@ type fakeBehaviour struct {
 	release <-chan struct{}
 }
 
-// fakeMember is what one member's runner received and did.
+// fakeMember is what one member's runner received and did. The "program" is no
+// goroutine of its own: it has ended once end is closed.
 type fakeMember struct {
 	frames []delivery.Request // frames read: a runner reads one at most
 	ran    int                // programs started
-	done   chan struct{}      // closed when the program ended
-	report *report.Report     // its report, once done
+	end    <-chan struct{}    // closed when the program ended
+	report report.Report      // its report
 }
 
 func newFakeRunner(behave func(pod string) fakeBehaviour) *fakeRunner {
@@ -92,23 +93,22 @@ func (c *fakeConn) Attach(ctx context.Context, namespace, pod, container string,
 
 var errStreamBroken = errors.New("the attach stream broke: connection reset by peer")
 
+// endedAtOnce is a closed channel: a program that ends at once.
+var endedAtOnce = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 func (f *fakeRunner) attach(ctx, conn context.Context, namespace, pod string, stdin io.Reader, stdout io.Writer) error {
 	key := namespace + "/" + pod
 	f.mu.Lock()
 	f.attaches++
-	m, again := f.members[key]
-	if !again {
-		m = &fakeMember{done: make(chan struct{})}
-		f.members[key] = m
-	}
+	m := f.members[key]
 	f.mu.Unlock()
 
-	if again {
+	if m != nil {
 		// The runner closed its stdin for good after its one frame: nothing is read. A
 		// running program's report still comes out on this stream; an exited
 		// container cannot be attached to.
 		select {
-		case <-m.done:
+		case <-m.end:
 			return fmt.Errorf("pod %s: container run is not running", key)
 		default:
 		}
@@ -124,62 +124,44 @@ func (f *fakeRunner) attach(ctx, conn context.Context, namespace, pod string, st
 	}
 	req, err := delivery.Read(stdin)
 	if err != nil {
-		// The real runner reports NotRun for a frame it could not read.
-		rep := notRunReport("the request was incomplete: " + err.Error())
-		f.finish(m, &rep)
-		_, _ = stdout.Write(append(report.Encode(rep), '\n'))
+		// The real runner reports NotRun for a frame it could not read, and exits.
+		_, _ = stdout.Write(append(report.Encode(notRunReport("the request was incomplete: "+err.Error())), '\n'))
 		return nil
 	}
+	m = &fakeMember{frames: []delivery.Request{req}, end: endedAtOnce, report: b.report}
+	switch {
+	case b.mode == runnerNotRun:
+		m.report = notRunReport("the request asks for more than this member serves")
+	default:
+		m.ran = 1
+		if b.release != nil {
+			m.end = b.release
+		}
+		if m.report.Reason == "" {
+			m.report = helloReport()
+		}
+	}
 	f.mu.Lock()
-	m.frames = append(m.frames, req)
-	if b.mode != runnerNotRun {
-		m.ran++
-	}
+	f.members[key] = m
 	f.mu.Unlock()
-
-	if b.mode == runnerNotRun {
-		rep := notRunReport("the request asks for more than this member serves")
-		f.finish(m, &rep)
-	} else {
-		go f.run(m, b)
-	}
 	if b.breakStream {
 		return errStreamBroken
 	}
 	return waitAndReport(ctx, conn, m, stdout)
 }
 
-// run is the program: it ends when b.release is closed (at once without one).
-func (f *fakeRunner) run(m *fakeMember, b fakeBehaviour) {
-	if b.release != nil {
-		<-b.release
-	}
-	rep := b.report
-	if rep.Reason == "" {
-		rep = helloReport()
-	}
-	f.finish(m, &rep)
-}
-
-func (f *fakeRunner) finish(m *fakeMember, rep *report.Report) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m.report = rep
-	close(m.done)
-}
-
 // waitAndReport waits for the member's program to end and writes its report line to the
 // stream, as the runner does on its stdout.
 func waitAndReport(ctx, conn context.Context, m *fakeMember, stdout io.Writer) error {
 	select {
-	case <-m.done:
+	case <-m.end:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-conn.Done():
 		return errStreamBroken
 	}
 	_, _ = stdout.Write([]byte("runner: request received\n"))
-	_, _ = stdout.Write(append(report.Encode(*m.report), '\n'))
+	_, _ = stdout.Write(append(report.Encode(m.report), '\n'))
 	return nil
 }
 
@@ -227,9 +209,7 @@ func (f *fakeRunner) hasFrame(namespace, pod string) bool {
 // startedBefore records that pod's runner read req and is running its program (as a
 // delivery by an earlier operator process left it) until release is closed.
 func (f *fakeRunner) startedBefore(namespace, pod string, req delivery.Request, release <-chan struct{}) {
-	m := &fakeMember{frames: []delivery.Request{req}, ran: 1, done: make(chan struct{})}
 	f.mu.Lock()
-	f.members[namespace+"/"+pod] = m
-	f.mu.Unlock()
-	go f.run(m, fakeBehaviour{release: release})
+	defer f.mu.Unlock()
+	f.members[namespace+"/"+pod] = &fakeMember{frames: []delivery.Request{req}, ran: 1, end: release, report: helloReport()}
 }

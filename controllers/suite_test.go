@@ -128,6 +128,13 @@ func newRunsNamespace(t *testing.T) string {
 // runOperator runs an operator with cfg for namespace until stop is called.
 func runOperator(t *testing.T, cfg config.Config, namespace string) (op *operator, stop func()) {
 	t.Helper()
+	return runOperatorWith(t, cfg, namespace, nil)
+}
+
+// runOperatorWith is runOperator with configure (when not nil) applied to the reconciler
+// before it is set up.
+func runOperatorWith(t *testing.T, cfg config.Config, namespace string, configure func(*CodeRunReconciler)) (op *operator, stop func()) {
+	t.Helper()
 	running := goleak.IgnoreCurrent()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:     testScheme,
@@ -146,6 +153,9 @@ func runOperator(t *testing.T, cfg config.Config, namespace string) (op *operato
 		Recorder:  mgr.GetEventRecorder("coderun-operator"),
 		Config:    cfg,
 		Logs:      op.logs,
+	}
+	if configure != nil {
+		configure(op.reconciler)
 	}
 	if err := op.reconciler.SetupWithManager(mgr, 4); err != nil {
 		t.Fatalf("setting up controller: %v", err)
