@@ -40,6 +40,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 	"github.com/coderun-dev/coderun/internal/config"
 	"github.com/coderun-dev/coderun/internal/testenv"
 )
@@ -87,9 +88,10 @@ func TestSecurity(t *testing.T) {
 			}
 
 			// Only runs belong in the runs namespace: the chart puts nothing there that
-			// runs (or listens) itself, only the rules of who may act there.
+			// runs (or listens) itself, only the rules of who may act there and the pool
+			// whose members the operator builds as runs.
 			for _, o := range m {
-				if o.GetNamespace() == v.runsNS && !slices.Contains([]string{"Role", "RoleBinding", "NetworkPolicy"}, o.GetKind()) {
+				if o.GetNamespace() == v.runsNS && !slices.Contains([]string{"Role", "RoleBinding", "NetworkPolicy", "CodeRunPool"}, o.GetKind()) {
 					t.Errorf("%s %s is in the runs namespace %s", o.GetKind(), o.GetName(), v.runsNS)
 				}
 			}
@@ -482,6 +484,34 @@ func TestRunsNamespaceOptions(t *testing.T) {
 	}
 }
 
+// TestPool checks the default warm pool: its shape is the default limits, so that a run
+// asking for nothing fits it, and the pool values reach it.
+func TestPool(t *testing.T) {
+	m := render(t)
+	pool := typed[execv1alpha1.CodeRunPool](t, m, "CodeRunPool", "default")
+	if pool.Namespace != defaultRunsNS {
+		t.Errorf("the pool is in %q, want the runs namespace %q", pool.Namespace, defaultRunsNS)
+	}
+	cfg := operatorConfig(t, m)
+	if got := pool.Spec.Limits; *got.TimeoutSeconds != *cfg.DefaultLimits.TimeoutSeconds ||
+		got.Memory.Cmp(*cfg.DefaultLimits.Memory) != 0 || got.CPU.Cmp(*cfg.DefaultLimits.CPU) != 0 {
+		t.Errorf("pool shape %s/%s/%ds, want the default limits %s/%s/%ds", got.CPU, got.Memory, *got.TimeoutSeconds,
+			cfg.DefaultLimits.CPU, cfg.DefaultLimits.Memory, *cfg.DefaultLimits.TimeoutSeconds)
+	}
+	if pool.Spec.Replicas == nil || *pool.Spec.Replicas != 2 || pool.Spec.CPURequest != nil || *pool.Spec.MaxIdleSeconds != 600 {
+		t.Errorf("pool spec %+v, want 2 replicas, no cpuRequest, maxIdleSeconds 600", pool.Spec)
+	}
+
+	m = render(t, "--set", "pool.replicas=5", "--set", "pool.cpuRequest=100m", "--set", "pool.maxIdleSeconds=60")
+	pool = typed[execv1alpha1.CodeRunPool](t, m, "CodeRunPool", "default")
+	if *pool.Spec.Replicas != 5 || pool.Spec.CPURequest == nil || pool.Spec.CPURequest.String() != "100m" || *pool.Spec.MaxIdleSeconds != 60 {
+		t.Errorf("pool spec %+v, want 5 replicas, cpuRequest 100m, maxIdleSeconds 60", pool.Spec)
+	}
+	if n := len(render(t, "--set", "pool.enabled=false").ofKind("CodeRunPool")); n != 0 {
+		t.Errorf("pool.enabled=false, but %d CodeRunPool rendered", n)
+	}
+}
+
 func TestImages(t *testing.T) {
 	m := render(t, "--set", "image.registry=registry.example.com/team", "--set", "image.tag=1.2.3")
 	want := map[string]string{
@@ -528,6 +558,9 @@ func TestRefusedValues(t *testing.T) {
 		{"TLS without host", []string{"--set", "ingress.enabled=true", "--set", "ingress.tls.secretName=tls"}, []string{"ingress.tls.secretName", "ingress.host"}},
 		{"runs in the release namespace", []string{"--set", "runs.namespace=" + releaseNS}, []string{"runs.namespace", "release namespace"}},
 		{"unknown pull policy", []string{"--set", "image.pullPolicy=Sometimes"}, []string{"image.pullPolicy"}},
+		{"negative pool", []string{"--set", "pool.replicas=-1"}, []string{"pool.replicas"}},
+		{"pool cpu request not a quantity", []string{"--set", "pool.cpuRequest=some"}, []string{"pool.cpuRequest"}},
+		{"members that never wait", []string{"--set", "pool.maxIdleSeconds=0"}, []string{"pool.maxIdleSeconds"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
