@@ -129,10 +129,10 @@ func (f *fakeRunner) attach(ctx, conn context.Context, namespace, pod string, st
 		return nil
 	}
 	m = &fakeMember{frames: []delivery.Request{req}, end: endedAtOnce, report: b.report}
-	switch {
-	case b.mode == runnerNotRun:
+	switch b.mode {
+	case runnerNotRun:
 		m.report = notRunReport("the request asks for more than this member serves")
-	default:
+	case runnerReports:
 		m.ran = 1
 		if b.release != nil {
 			m.end = b.release
