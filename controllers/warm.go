@@ -332,8 +332,26 @@ func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.Cod
 			}
 			return nil, fmt.Errorf("getting member %s: %w", key.Name, err)
 		}
-		if job.Labels[execv1alpha1.LabelMember] != execv1alpha1.MemberIdle || jobFinished(job) || !job.DeletionTimestamp.IsZero() {
+		claimed, err := r.claimJob(ctx, run, job)
+		if err != nil {
+			return nil, err
+		}
+		if !claimed {
 			continue
+		}
+		return &claimedMember{job: job, pod: pod, pool: pool.Name}, nil
+	}
+	return nil, nil
+}
+
+// claimJob writes the claim onto an idle member, guarded by its resourceVersion. When the
+// write loses because the cache was behind (the Job controller updated the Job's status,
+// say), it reads the member from the API server and tries once more if it is still idle;
+// when another run took it, it reports false.
+func (r *CodeRunReconciler) claimJob(ctx context.Context, run *execv1alpha1.CodeRun, job *batchv1.Job) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		if job.Labels[execv1alpha1.LabelMember] != execv1alpha1.MemberIdle || jobFinished(job) || !job.DeletionTimestamp.IsZero() {
+			return false, nil
 		}
 		base := job.DeepCopy()
 		job.Labels[execv1alpha1.LabelMember] = execv1alpha1.MemberClaimed
@@ -345,18 +363,24 @@ func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.Cod
 		// The member now belongs to the run: deleting the CodeRun deletes it.
 		job.OwnerReferences = nil
 		if err := ctrl.SetControllerReference(run, job, r.Scheme); err != nil {
-			return nil, fmt.Errorf("owning member %s: %w", key.Name, err)
+			return false, fmt.Errorf("owning member %s: %w", job.Name, err)
 		}
 		err := r.Patch(ctx, job, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			continue // another run took it, or it is gone: the next one
+		switch {
+		case err == nil:
+			return true, nil
+		case apierrors.IsNotFound(err):
+			return false, nil
+		case !apierrors.IsConflict(err):
+			return false, fmt.Errorf("claiming member %s: %w", job.Name, err)
+		case attempt > 0:
+			return false, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("claiming member %s: %w", key.Name, err)
+		*job = batchv1.Job{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(base), job); err != nil {
+			return false, client.IgnoreNotFound(err)
 		}
-		return &claimedMember{job: job, pod: pod, pool: pool.Name}, nil
 	}
-	return nil, nil
 }
 
 // startWarm tries to run an admitted run in a pool member. It reports whether it did;
