@@ -16,7 +16,8 @@ import (
 )
 
 // manifest is a CodeRun as a user would write it for `kubectl apply -f -`; spec is the
-// YAML of its spec, indented by two spaces.
+// YAML of its spec, indented by two spaces. The label values are quoted: a suite ID of
+// only digits would otherwise be a YAML number, which no label value may be.
 func manifest(name, spec string) string {
 	return fmt.Sprintf(`apiVersion: exec.coderun.dev/v1alpha1
 kind: CodeRun
@@ -24,8 +25,8 @@ metadata:
   name: %s
   namespace: %s
   labels:
-    %s: %s
-    %s: %s
+    %s: %q
+    %s: %q
 spec:
 %s`, name, runsNamespace, partOfLabel, partOfValue, suiteLabel, suiteID, spec)
 }
