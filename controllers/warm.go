@@ -49,6 +49,9 @@ type deliveries struct {
 	attacher Attacher
 	clock    clock.PassiveClock
 	events   chan event.GenericEvent
+	// base bounds every stream: the manager's context once it runs, so that no stream
+	// outlives the operator's leadership.
+	base context.Context
 
 	mu       sync.Mutex
 	sessions map[types.NamespacedName]*session
@@ -62,6 +65,7 @@ func newDeliveries(a Attacher, c clock.PassiveClock) *deliveries {
 		attacher:  a,
 		clock:     c,
 		events:    make(chan event.GenericEvent, 1024),
+		base:      context.Background(),
 		sessions:  map[types.NamespacedName]*session{},
 		discarded: map[types.NamespacedName]bool{},
 	}
@@ -93,6 +97,15 @@ func (s *session) state() (done bool, sent time.Time, rep *report.Report, err er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.done, s.sent, s.report, s.err
+}
+
+// run bounds the streams by ctx until it ends (a manager Runnable).
+func (d *deliveries) run(ctx context.Context) error {
+	d.mu.Lock()
+	d.base = ctx
+	d.mu.Unlock()
+	<-ctx.Done()
+	return nil
 }
 
 // get returns the session of run (of this UID: a CodeRun deleted and created again under
@@ -183,7 +196,10 @@ func (d *deliveries) deliver(s *session, req delivery.Request) {
 		s.mu.Unlock()
 	}}
 	stdout := &boundedBuffer{limit: maxStreamOutput}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(req.TimeoutSeconds)*time.Second+deliveryMargin)
+	d.mu.Lock()
+	base := d.base
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(base, time.Duration(req.TimeoutSeconds)*time.Second+deliveryMargin)
 	defer cancel()
 	err = d.attacher.Attach(ctx, s.member.Namespace, s.pod, containerName, in, stdout, io.Discard)
 	var rep *report.Report

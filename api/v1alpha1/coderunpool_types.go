@@ -118,8 +118,9 @@ type CodeRunPool struct {
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitzero"`
 
-	// spec is the number and shape of members.
+	// spec is the number and shape of members. Left out, every field takes its default.
 	// +optional
+	// +kubebuilder:default={}
 	Spec CodeRunPoolSpec `json:"spec,omitzero"`
 
 	// status is what the operator observed.
