@@ -143,6 +143,13 @@ func logDiagnostics(ctx context.Context, t *testing.T, name string) {
 		out, err = kubectl(ctx, "", "-n", runsNamespace, "describe", "pods", "-l", execv1alpha1.LabelRunUID+"="+string(run.UID))
 		t.Logf("diagnostics: kubectl describe pods of %s (%v):\n%s", name, err, out)
 	}
+	// A warm run's pod is its pool member's, labeled when the member was made, not with the run.
+	if run.Status.Path == execv1alpha1.PathWarm && run.Status.PodName != "" {
+		out, err = kubectl(ctx, "", "-n", runsNamespace, "describe", "pod", run.Status.PodName)
+		t.Logf("diagnostics: kubectl describe pod %s (the member that ran %s) (%v):\n%s", run.Status.PodName, name, err, out)
+		out, err = kubectl(ctx, "", "-n", runsNamespace, "logs", run.Status.PodName, "--tail=200")
+		t.Logf("diagnostics: kubectl logs %s (%v):\n%s", run.Status.PodName, err, out)
+	}
 	out, err = kubectl(ctx, "", "-n", operatorNamespace, "logs", "deploy/"+operatorDeployment, "--tail=2000")
 	var lines []string
 	for line := range strings.Lines(out) {

@@ -52,7 +52,7 @@ for line in open('/proc/self/mountinfo'):
 
 def try_connect(host, port):
     try:
-        socket.create_connection((host, port), timeout=2).close()
+        socket.create_connection((host, port), timeout=cfg['connectTimeout']).close()
         return 'connected'
     except OSError as e:
         return '%s: %s' % (type(e).__name__, e)
@@ -94,18 +94,40 @@ type probeReport struct {
 
 // TestSandbox checks, from inside a run, what the README promises a program cannot do: be
 // root, hold capabilities, use a service-account token, write outside /tmp, or reach the
-// API server or the node.
+// API server or the node. It checks a cold run's pod and a warm pool member alike.
 func TestSandbox(t *testing.T) {
 	t.Parallel()
 	targets := clusterTargets(t)
 	names := []string{"kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "kubernetes.default", "kubernetes"}
-	stdin, err := json.Marshal(map[string]any{"targets": targets, "names": names})
-	if err != nil {
-		t.Fatal(err)
+	for _, path := range bothPaths {
+		t.Run(pathName(path), func(t *testing.T) {
+			t.Parallel()
+			// A cold run may take its time: each connect waits up to 2 s. A warm run must end
+			// within the pool's timeout, so its connects wait 1 s each, which still tells a
+			// dropped packet from an answer on the cluster's own network.
+			connectTimeout, limits := 2, timeout(60)
+			if path == execv1alpha1.PathWarm {
+				connectTimeout, limits = 1, timeout(*poolShape(t).TimeoutSeconds)
+				// Python's start and the lookups (refused at once: no nameserver listens)
+				// take well under 3 s.
+				if budget := len(targets)*connectTimeout + 3; budget > int(*limits.TimeoutSeconds) {
+					t.Fatalf("%d targets at %d s each need %d s, more than the pool's timeout of %d s", len(targets), connectTimeout, budget, *limits.TimeoutSeconds)
+				}
+			}
+			stdin, err := json.Marshal(map[string]any{"targets": targets, "names": names, "connectTimeout": connectTimeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("trying to reach %v (%d s each) and to resolve %v from inside a %s run", targets, connectTimeout, names, pathName(path))
+			run := runOnPath(t, "sandbox", execv1alpha1.CodeRunSpec{Source: probeSource, Stdin: string(stdin), Limits: limits}, path)
+			expectSandbox(t, run, targets)
+		})
 	}
-	t.Logf("trying to reach %v and to resolve %v from inside a run", targets, names)
-	// Each connect may wait its 2 s timeout.
-	run := runProgram(t, "sandbox", execv1alpha1.CodeRunSpec{Source: probeSource, Stdin: string(stdin), Limits: timeout(60)})
+}
+
+// expectSandbox checks the report of the probe that run ran.
+func expectSandbox(t *testing.T, run *execv1alpha1.CodeRun, targets [][2]any) {
+	t.Helper()
 	expectEnd(t, run, execv1alpha1.PhaseSucceeded, execv1alpha1.ReasonCompleted, nil)
 	var got probeReport
 	if err := json.Unmarshal([]byte(run.Status.Result.Stdout), &got); err != nil {
