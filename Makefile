@@ -50,7 +50,7 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests in config/ from the Go markers, and copy them into the chart.
-	$(CONTROLLER_GEN) rbac:roleName=operator crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=operator crd paths="{./api/...,./controllers/...}" output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@# The chart ships the same files: the CRD in crds/, the operator's rules in files/.
 	rm -f $(CHART)/crds/*.yaml && cp config/crd/bases/*.yaml $(CHART)/crds/
 	cp config/rbac/role.yaml $(CHART)/files/operator-role.yaml
@@ -61,7 +61,7 @@ chart-docs: helm-docs ## Write the chart's README and the README's configuration
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code for the API types.
-	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 # Files controller-gen and helm-docs write. verify-generated fails when regenerating changes
 # them, so a stale CRD, role, deepcopy or values table never lands (uncommitted edits
