@@ -197,8 +197,8 @@ test-e2e: dev ## Run the end-to-end suites (test/e2e, then the page in Chromium)
 	cd web && BASE_URL=http://127.0.0.1:$(DEV_WEB_PORT) ARTIFACTS_DIR=$(CURDIR)/test/artifacts/browser npm run test:browser
 
 .PHONY: bench
-bench: dev ## Compare a CodeRun with a plain Job running the same python3 on the local cluster.
-	KUBECONFIG=$(DEV_KUBECONFIG) $(GO) run ./hack/bench -n $${BENCH_N:-10}
+bench: dev ## Time cold and warm runs, /execute and a burst against plain Jobs and pods on the local cluster (BENCH_N, BENCH_ARGS).
+	KUBECONFIG=$(DEV_KUBECONFIG) $(GO) run ./hack/bench -n $${BENCH_N:-10} -front http://127.0.0.1:$(DEV_WEB_PORT) $(BENCH_ARGS)
 
 ##@ kind (for machines with Docker)
 

@@ -1,17 +1,38 @@
-// Command bench measures the operator's overhead on a real cluster (`make bench`): the time
-// from creating a CodeRun running print(1) until its status holds the result, against the
-// time from creating a plain Job running the same program in the same image, as
-// `kubectl create job bench-N --image=IMAGE -- python3 -c "print(1)"` would, until its pod
-// has Succeeded. The two alternate, one pair per iteration with the order swapped each
-// time, so that both see the same cluster. It prints min/median/max of each, the ratio of
-// the medians and a verdict against the goal (a CodeRun may take at most 1.25 times a Job).
-// For information it also times each Job until its pod's status shows the container ended,
-// the moment the operator reacts to (the kubelet marks a pod Succeeded a second or so
-// later, after tearing it down).
+// Command bench measures the operator on a real cluster (`make bench`). One run prints,
+// measured on the same cluster:
 //
-// It creates a namespace for the Jobs (without Pod Security restrictions, like any user
-// namespace) and the CodeRuns in the runs namespace, and deletes all of them when it ends,
-// also when interrupted.
+//   - the cold path: the time from creating a CodeRun running print(1) until its status
+//     holds the result, against the time from creating a plain Job running the same program
+//     in the same image, as `kubectl create job bench-N --image=IMAGE -- python3 -c
+//     "print(1)"` would, until its pod has Succeeded; the goal is a ratio of medians of at
+//     most 1.25. The CodeRun is kept off the warm pool by a CPU limit 1m below the pool's
+//     (read from the CodeRunPool), so that it runs with the resources a cold run of the
+//     default limits has. For information it also times each Job until its pod's status
+//     shows the container ended, the moment the operator reacts to (the kubelet marks a
+//     pod Succeeded a second or so later, after tearing it down);
+//   - the warm path: a CodeRun of the pool's shape, from creation to result, whose
+//     status.path must be Warm (a run that went cold counts as an error, not as a sample);
+//   - warm hello world through the front service's POST /execute, as a new user sends it
+//     (no limits: the default pool's shape is the default limits), p50 and p90 against
+//     the goals of 150 ms and 250 ms; the answer's CodeRun must have taken the warm path;
+//   - the floor: the runner's own wall time for print(1) in a warm member (the runs'
+//     status.result.wallTime) and what the warm paths add to it;
+//   - a burst of -burst /execute requests from -clients concurrent clients: runs/s,
+//     errors, lost requests and how many went warm or cold, next to the node's raw pod
+//     churn measured in the same run: as many plain pods running print(1) in the runner
+//     image, created at once and run to Succeeded. The goal is runs/s >= 0.8 x pods/s
+//     with every request answered "1\n".
+//
+// The Job, the cold CodeRun, the warm CodeRun and the /execute request alternate, one of
+// each per iteration in a rotating order, so that all see the same cluster. Before each
+// warm measurement it waits (untimed) until the pool has a ready member. It ends with a
+// table of the goals, the measured values and PASS or FAIL. A missed goal is a result, not
+// a failure: it exits 0 when the measurements could be made and 1 when they could not.
+//
+// It creates a namespace for the Jobs and plain pods (without Pod Security restrictions,
+// like any user namespace) and the CodeRuns in the runs namespace, and deletes all of them,
+// and the CodeRuns the front service created for its requests, when it ends, also when
+// interrupted.
 package main
 
 import (
@@ -21,9 +42,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +55,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -53,33 +78,52 @@ const (
 	benchLabel  = "bench.coderun.dev/id"
 	// jobNameLabel is how the Job controller labels a Job's pods.
 	jobNameLabel = "batch.kubernetes.io/job-name"
+	// helloOutput is what print(1) writes.
+	helloOutput = "1\n"
 )
 
 type options struct {
 	n, warmup                    int
 	image                        string
 	benchNamespace, runNamespace string
+	pool, coldCPUFlag            string
+	front                        string
+	burst, clients               int
 	timeout                      time.Duration
 	goal                         float64
+	warmP50, warmP90             time.Duration
+	churnGoal                    float64
 }
 
 func main() {
 	var o options
-	flag.IntVar(&o.n, "n", 10, "measured iterations (each one Job and one CodeRun); at least 10")
+	flag.IntVar(&o.n, "n", 10, "measured iterations (each one Job, one cold CodeRun, one warm CodeRun and one /execute); at least 10")
 	flag.IntVar(&o.warmup, "warmup", 1, "iterations run first and not counted")
-	flag.StringVar(&o.image, "image", "localhost/coderun-python:0.1.0", "image of the plain Jobs: the operator's runner image")
-	flag.StringVar(&o.benchNamespace, "bench-namespace", "coderun-bench", "namespace for the plain Jobs, created and deleted by the benchmark")
+	flag.StringVar(&o.image, "image", "localhost/coderun-python:0.1.0", "image of the plain Jobs and pods: the operator's runner image")
+	flag.StringVar(&o.benchNamespace, "bench-namespace", "coderun-bench", "namespace for the plain Jobs and pods, created and deleted by the benchmark")
 	flag.StringVar(&o.runNamespace, "runs-namespace", "coderun-runs", "namespace the operator serves, for the CodeRuns")
+	flag.StringVar(&o.pool, "pool", "default", "CodeRunPool in the runs namespace whose shape the warm runs take")
+	flag.StringVar(&o.coldCPUFlag, "cold-cpu", "", "CPU limit of the cold CodeRuns; empty: 1m below the pool's, which keeps them off the pool")
+	flag.StringVar(&o.front, "front", "http://127.0.0.1:8080", "base URL of the front service")
+	flag.IntVar(&o.burst, "burst", 200, "requests in the burst, and plain pods in the pod churn; 0 skips both")
+	flag.IntVar(&o.clients, "clients", 16, "concurrent clients of the burst")
 	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on each measurement")
-	flag.Float64Var(&o.goal, "goal", 1.25, "largest acceptable ratio of median CodeRun time to median Job time")
+	flag.Float64Var(&o.goal, "goal", 1.25, "largest acceptable ratio of median cold CodeRun time to median Job time")
+	flag.DurationVar(&o.warmP50, "warm-p50", 150*time.Millisecond, "goal: largest acceptable p50 of warm /execute")
+	flag.DurationVar(&o.warmP90, "warm-p90", 250*time.Millisecond, "goal: largest acceptable p90 of warm /execute")
+	flag.Float64Var(&o.churnGoal, "churn-goal", 0.8, "goal: smallest acceptable burst runs/s as a fraction of the plain pods/s")
 	flag.Parse()
-	if o.n < 10 || o.warmup < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -n must be at least 10 and -warmup at least 0")
+	if o.n < 10 || o.warmup < 0 || o.burst < 0 || o.clients < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -n must be at least 10, -warmup and -burst at least 0, -clients at least 1")
 		os.Exit(2)
 	}
+	o.front = strings.TrimRight(o.front, "/")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -87,8 +131,17 @@ func main() {
 
 type bench struct {
 	options
-	c  client.WithWatch
-	id string
+	c    client.WithWatch
+	http *http.Client
+	id   string
+	// shape is the pool's limits (fields it leaves to the operator's defaults are nil);
+	// coldCPU is the CPU limit that keeps a CodeRun off it.
+	shape   execv1alpha1.Limits
+	coldCPU resource.Quantity
+
+	mu sync.Mutex
+	// frontRuns are the CodeRuns the front service created for the benchmark's requests.
+	frontRuns []string
 }
 
 func run(ctx context.Context, o options) error {
@@ -100,7 +153,8 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("loading the kubeconfig (set KUBECONFIG): %w", err)
 	}
-	restConfig.QPS, restConfig.Burst = 50, 100
+	// Enough for the plain pods to be created at once.
+	restConfig.QPS, restConfig.Burst = 200, 400
 	c, err := client.NewWithWatch(restConfig, client.Options{Scheme: scheme})
 	if err != nil {
 		return err
@@ -109,80 +163,197 @@ func run(ctx context.Context, o options) error {
 	if _, err := rand.Read(id); err != nil {
 		return err
 	}
-	b := &bench{options: o, c: c, id: hex.EncodeToString(id)}
+	b := &bench{options: o, c: c, id: hex.EncodeToString(id), http: newHTTPClient(o.clients, o.timeout)}
 
-	fmt.Printf("bench %s against %s: %d iterations (+%d warm-up), each a plain Job in %s and a CodeRun in %s, alternating\n",
-		b.id, restConfig.Host, o.n, o.warmup, o.benchNamespace, o.runNamespace)
+	fmt.Printf("bench %s against %s and %s: %d iterations (+%d warm-up), each a plain Job in %s, a cold and a warm CodeRun in %s and an /execute, in turn\n",
+		b.id, restConfig.Host, o.front, o.n, o.warmup, o.benchNamespace, o.runNamespace)
+	if o.burst > 0 {
+		fmt.Printf("then %d plain pods created at once, and a burst of %d /execute from %d clients\n", o.burst, o.burst, o.clients)
+	}
+	if err := b.checkFront(ctx); err != nil {
+		return err
+	}
+	if err := b.readPool(ctx); err != nil {
+		return err
+	}
 	defer b.cleanup()
 	if err := b.prepareNamespace(ctx); err != nil {
 		return err
 	}
 
-	var jobTimes, exitTimes, runTimes []time.Duration
-	for i := 1 - o.warmup; i <= o.n; i++ {
-		label := fmt.Sprintf("[%2d/%d]", i, o.n)
-		if i <= 0 {
-			label = "[warm-up]"
-		}
-		var jobTime, exitTime, runTime time.Duration
-		var queued bool
-		measureJob := func() (err error) { jobTime, exitTime, err = b.timeJob(ctx, i+o.warmup); return err }
-		measureRun := func() (err error) { runTime, queued, err = b.timeCodeRun(ctx, i+o.warmup); return err }
-		// Alternate which goes first, so that neither always runs on a just-busied node.
-		first, second := measureJob, measureRun
-		if i%2 != 0 {
-			first, second = measureRun, measureJob
-		}
-		if err := first(); err != nil {
+	var r results
+	if err := b.iterations(ctx, &r); err != nil {
+		return err
+	}
+	if o.burst > 0 {
+		if err := b.settle(ctx); err != nil {
 			return err
 		}
-		if err := second(); err != nil {
+		churn, err := b.podChurn(ctx)
+		if err != nil {
 			return err
 		}
-		note := ""
-		if queued {
-			// Another client's runs held every slot: this time includes waiting for one.
-			note = "   (the CodeRun was queued behind other runs)"
+		r.churn = &churn
+		b.waitPoolFull(ctx)
+		burst, err := b.burstExecute(ctx)
+		if err != nil {
+			return err
 		}
-		fmt.Printf("%-9s job %7.3fs (container ended %7.3fs)   coderun %7.3fs%s\n", label, jobTime.Seconds(), exitTime.Seconds(), runTime.Seconds(), note)
-		if i > 0 {
-			jobTimes = append(jobTimes, jobTime)
-			exitTimes = append(exitTimes, exitTime)
-			runTimes = append(runTimes, runTime)
-		}
+		r.burst = &burst
 	}
-
-	jobMin, jobMed, jobMax := summary(jobTimes)
-	exitMin, exitMed, exitMax := summary(exitTimes)
-	runMin, runMed, runMax := summary(runTimes)
-	fmt.Printf("\n%-40s %8s %8s %8s\n", fmt.Sprintf("n=%d", o.n), "min", "median", "max")
-	fmt.Printf("%-40s %7.3fs %7.3fs %7.3fs\n", "plain Job (create -> pod Succeeded)", jobMin.Seconds(), jobMed.Seconds(), jobMax.Seconds())
-	fmt.Printf("%-40s %7.3fs %7.3fs %7.3fs\n", "  its container ended (pod status)", exitMin.Seconds(), exitMed.Seconds(), exitMax.Seconds())
-	fmt.Printf("%-40s %7.3fs %7.3fs %7.3fs\n", "CodeRun (create -> status.result)", runMin.Seconds(), runMed.Seconds(), runMax.Seconds())
-	ratio := runMed.Seconds() / jobMed.Seconds()
-	verdict := "MEETS"
-	if ratio > o.goal {
-		verdict = "MISSES"
-	}
-	fmt.Printf("ratio of medians CodeRun/Job: %.2f\n", ratio)
-	// The kubelet reports a pod Succeeded only after tearing it down, a second or so after
-	// its container ended; the operator records the result as soon as the container ends.
-	// Against that earlier moment the ratio shows the operator's own cost more closely.
-	fmt.Printf("ratio of medians CodeRun/Job's container ended: %.2f (for information)\n", runMed.Seconds()/exitMed.Seconds())
-	fmt.Printf("verdict: %s the goal (ratio %.2f, goal <= %.2f)\n", verdict, ratio, o.goal)
+	b.report(&r)
 	return nil
 }
 
-// summary returns min, median and max of ds.
-func summary(ds []time.Duration) (lo, median, hi time.Duration) {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	n := len(s)
-	median = s[n/2]
-	if n%2 == 0 {
-		median = (s[n/2-1] + s[n/2]) / 2
+// iterations runs the interleaved measurements: per iteration one plain Job, one cold
+// CodeRun, one warm CodeRun and one warm /execute, in an order that rotates.
+func (b *bench) iterations(ctx context.Context, r *results) error {
+	for i := 1 - b.warmup; i <= b.n; i++ {
+		label := fmt.Sprintf("[%2d/%d]", i, b.n)
+		if i <= 0 {
+			label = "[warm-up]"
+		}
+		counted := i > 0
+		n := i + b.warmup
+		var cells [4]string
+		steps := []func() error{
+			func() (err error) { cells[0], err = b.stepJob(ctx, n, counted, r); return err },
+			func() (err error) { cells[1], err = b.stepCold(ctx, label, n, counted, r); return err },
+			func() (err error) { cells[2], err = b.stepWarm(ctx, label, n, counted, r); return err },
+			func() (err error) { cells[3], err = b.stepExecute(ctx, label, counted, r); return err },
+		}
+		// Rotate the order, so that none always runs on a just-busied node or right
+		// after a warm member was taken.
+		for k := range steps {
+			if err := steps[(k+n)%len(steps)](); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("%-9s %s\n", label, strings.Join(cells[:], "   "))
 	}
-	return s[0], median, s[n-1]
+	return nil
+}
+
+// results holds every measurement of a run of the benchmark.
+type results struct {
+	job, ended, cold, warm, execute series
+	churn                           *churnResult
+	burst                           *burstResult
+}
+
+// series is one kind of measurement: the times of the samples that count, the runner's
+// wall time of each (warm paths), and the runs that did not give a sample.
+type series struct {
+	times, walls []time.Duration
+	errors       int
+	queued       int
+}
+
+func (s *series) add(took, wall time.Duration) {
+	s.times = append(s.times, took)
+	s.walls = append(s.walls, wall)
+}
+
+func (b *bench) stepJob(ctx context.Context, n int, counted bool, r *results) (string, error) {
+	jobTime, exitTime, err := b.timeJob(ctx, n)
+	if err != nil {
+		return "", err
+	}
+	if counted {
+		r.job.add(jobTime, 0)
+		r.ended.add(exitTime, 0)
+	}
+	return fmt.Sprintf("job %6.3fs (ended %6.3fs)", jobTime.Seconds(), exitTime.Seconds()), nil
+}
+
+func (b *bench) stepCold(ctx context.Context, label string, n int, counted bool, r *results) (string, error) {
+	name := fmt.Sprintf("bench-%s-cold-%d", b.id, n)
+	cpu := b.coldCPU.DeepCopy()
+	took, got, queued, err := b.timeCodeRun(ctx, name, execv1alpha1.Limits{CPU: &cpu})
+	if err != nil {
+		return "", err
+	}
+	problem := checkRun(got, execv1alpha1.PathCold)
+	return r.cold.record(label, "cold", "cold CodeRun "+name, took, 0, queued, counted, problem), nil
+}
+
+func (b *bench) stepWarm(ctx context.Context, label string, n int, counted bool, r *results) (string, error) {
+	b.waitPoolReady(ctx, label)
+	name := fmt.Sprintf("bench-%s-warm-%d", b.id, n)
+	took, got, queued, err := b.timeCodeRun(ctx, name, *b.shape.DeepCopy())
+	if err != nil {
+		return "", err
+	}
+	problem := checkRun(got, execv1alpha1.PathWarm)
+	return r.warm.record(label, "warm", "warm CodeRun "+name, took, wallTime(got), queued, counted, problem), nil
+}
+
+func (b *bench) stepExecute(ctx context.Context, label string, counted bool, r *results) (string, error) {
+	b.waitPoolReady(ctx, label)
+	ans := b.execute(ctx)
+	problem := ans.problem()
+	var wall time.Duration
+	if problem == "" {
+		got, err := b.frontRun(ctx, ans.body.Name)
+		switch {
+		case err != nil:
+			return "", err
+		case got == nil:
+			problem = "its CodeRun is gone already, so its path is unknown"
+		default:
+			problem, wall = checkRun(got, execv1alpha1.PathWarm), wallTime(got)
+		}
+	}
+	return r.execute.record(label, "/execute", "warm /execute "+ans.body.Name, ans.took, wall, false, counted, problem), nil
+}
+
+// record adds a sample, or counts an error when problem says what went wrong, and returns
+// the progress cell, headed by kind.
+func (s *series) record(label, kind, what string, took, wall time.Duration, queued, counted bool, problem string) string {
+	if problem != "" {
+		fmt.Printf("%-9s %s: %s; an error, not a sample\n", label, what, problem)
+		if counted {
+			s.errors++
+		}
+		return fmt.Sprintf("%s %-6s", kind, "ERROR")
+	}
+	note := ""
+	if queued {
+		// Another client's runs held every slot: this time includes waiting for one.
+		note = " (queued)"
+		if counted {
+			s.queued++
+		}
+	}
+	if counted {
+		s.add(took, wall)
+	}
+	if wall > 0 {
+		return fmt.Sprintf("%s %6.3fs (runner %5.3fs)%s", kind, took.Seconds(), wall.Seconds(), note)
+	}
+	return fmt.Sprintf("%s %6.3fs%s", kind, took.Seconds(), note)
+}
+
+// checkRun says what is wrong with a finished run that should have printed 1 on path, or
+// returns "".
+func checkRun(run *execv1alpha1.CodeRun, path execv1alpha1.RunPath) string {
+	res := run.Status.Result
+	switch {
+	case res == nil:
+		return "no result"
+	case res.Reason != execv1alpha1.ReasonCompleted || res.Output != helloOutput:
+		return fmt.Sprintf("ended %s (%s) with output %q, want Completed with %q", res.Reason, res.Message, res.Output, helloOutput)
+	case run.Status.Path != path:
+		return fmt.Sprintf("took the %q path, want %s", run.Status.Path, path)
+	}
+	return ""
+}
+
+func wallTime(run *execv1alpha1.CodeRun) time.Duration {
+	if run.Status.Result == nil || run.Status.Result.WallTime == nil {
+		return 0
+	}
+	return run.Status.Result.WallTime.Duration
 }
 
 // prepareNamespace creates the namespace for the Jobs, after removing one left behind by an
@@ -233,10 +404,10 @@ func (b *bench) deleteNamespace(ctx context.Context) error {
 func (b *bench) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	fmt.Printf("cleaning up: CodeRuns labelled %s=%s, namespace %s\n", benchLabel, b.id, b.benchNamespace)
-	if err := b.c.DeleteAllOf(ctx, &execv1alpha1.CodeRun{}, client.InNamespace(b.runNamespace),
-		client.MatchingLabels{benchLabel: b.id}, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: deleting CodeRuns: %v\n", err)
+	fmt.Printf("cleaning up: CodeRuns labelled %s=%s, %d CodeRuns of the front service's answers, namespace %s\n",
+		benchLabel, b.id, b.frontRunCount(), b.benchNamespace)
+	if err := b.deleteRuns(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 	}
 	var ns corev1.Namespace
 	if err := b.c.Get(ctx, client.ObjectKey{Name: b.benchNamespace}, &ns); err == nil && ns.Labels[partOfLabel] == partOfValue {
@@ -244,6 +415,76 @@ func (b *bench) cleanup() {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		}
 	}
+}
+
+// deleteRuns deletes the benchmark's CodeRuns and those the front service created for its
+// requests, and so their Jobs and pods.
+func (b *bench) deleteRuns(ctx context.Context) error {
+	var errs []error
+	if err := b.c.DeleteAllOf(ctx, &execv1alpha1.CodeRun{}, client.InNamespace(b.runNamespace),
+		client.MatchingLabels{benchLabel: b.id}, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		errs = append(errs, fmt.Errorf("deleting CodeRuns: %w", err))
+	}
+	names := b.takeFrontRuns()
+	var mu sync.Mutex
+	forEach(len(names), b.clients, func(i int) {
+		run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: names[i], Namespace: b.runNamespace}}
+		if err := b.c.Delete(ctx, run, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("deleting CodeRun %s: %w", names[i], err))
+			mu.Unlock()
+		}
+	})
+	if len(errs) > 0 {
+		b.addFrontRuns(names...) // so that cleanup tries again
+	}
+	return errors.Join(errs...)
+}
+
+func (b *bench) addFrontRuns(names ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.frontRuns = append(b.frontRuns, names...)
+}
+
+func (b *bench) frontRunCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.frontRuns)
+}
+
+func (b *bench) frontRunsSnapshot() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.frontRuns)
+}
+
+// takeFrontRuns returns the front's CodeRuns noted so far and forgets them.
+func (b *bench) takeFrontRuns() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	names := b.frontRuns
+	b.frontRuns = nil
+	return names
+}
+
+// forEach calls f(0) to f(n-1) from at most workers goroutines and returns when all
+// returned.
+func forEach(n, workers int, f func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for i := range next {
+				f(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 // timeJob creates the Job `kubectl create job bench-N --image=IMAGE -- python3 -c "print(1)"`
@@ -302,13 +543,12 @@ func (b *bench) timeJob(ctx context.Context, n int) (succeeded, ended time.Durat
 	return succeeded, ended, nil
 }
 
-// timeCodeRun creates a CodeRun of print(1) and returns the time until its status has a
-// result, which must be output "1\n", and whether it waited in phase Queued.
-func (b *bench) timeCodeRun(ctx context.Context, n int) (took time.Duration, queued bool, err error) {
-	name := fmt.Sprintf("bench-%s-%d", b.id, n)
+// timeCodeRun creates the CodeRun name of print(1) with limits and returns the time until
+// its status has a result, the CodeRun then, and whether it waited in phase Queued.
+func (b *bench) timeCodeRun(ctx context.Context, name string, limits execv1alpha1.Limits) (took time.Duration, got *execv1alpha1.CodeRun, queued bool, err error) {
 	run := &execv1alpha1.CodeRun{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.runNamespace, Labels: map[string]string{partOfLabel: partOfValue, benchLabel: b.id}},
-		Spec:       execv1alpha1.CodeRunSpec{Source: "print(1)\n"},
+		Spec:       execv1alpha1.CodeRunSpec{Source: "print(1)\n", Limits: limits},
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
@@ -316,30 +556,26 @@ func (b *bench) timeCodeRun(ctx context.Context, n int) (took time.Duration, que
 		Namespace: b.runNamespace, FieldSelector: fields.OneTermEqualSelector("metadata.name", name),
 	})
 	if err != nil {
-		return 0, false, err
+		return 0, nil, false, err
 	}
 	start := time.Now()
 	if err := b.c.Create(ctx, run); err != nil {
-		return 0, false, fmt.Errorf("creating CodeRun %s: %w", name, err)
+		return 0, nil, false, fmt.Errorf("creating CodeRun %s: %w", name, err)
 	}
-	var result *execv1alpha1.CodeRunResult
 	_, err = watchtools.Until(ctx, rv, w, func(e watch.Event) (bool, error) {
-		got, ok := e.Object.(*execv1alpha1.CodeRun)
+		cr, ok := e.Object.(*execv1alpha1.CodeRun)
 		if !ok {
 			return false, nil
 		}
-		queued = queued || got.Status.Phase == execv1alpha1.PhaseQueued
-		result = got.Status.Result
-		return result != nil, nil
+		queued = queued || cr.Status.Phase == execv1alpha1.PhaseQueued
+		got = cr
+		return cr.Status.Result != nil, nil
 	})
 	took = time.Since(start)
 	if err != nil {
-		return 0, false, fmt.Errorf("waiting for the result of CodeRun %s/%s: %w", b.runNamespace, name, err)
+		return 0, nil, false, fmt.Errorf("waiting for the result of CodeRun %s/%s: %w", b.runNamespace, name, err)
 	}
-	if result.Reason != execv1alpha1.ReasonCompleted || result.Output != "1\n" {
-		return 0, false, fmt.Errorf("CodeRun %s/%s ended %s (%s) with output %q, want Completed with %q", b.runNamespace, name, result.Reason, result.Message, result.Output, "1\n")
-	}
-	return took, queued, nil
+	return took, got, queued, nil
 }
 
 // watcher lists what newList and opts select and returns a watcher on it and the list's
