@@ -46,21 +46,13 @@ func TestSchemaValidation(t *testing.T) {
 		{"cpu zero", execv1alpha1.CodeRunSpec{Source: "1", Limits: execv1alpha1.Limits{CPU: mem("0")}}, "cpu must be between 10m and 64"},
 		{"negative cpu", execv1alpha1.CodeRunSpec{Source: "1", Limits: execv1alpha1.Limits{CPU: mem("-1")}}, "cpu must be between 10m and 64"},
 	}
-	for i, tc := range cases {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			run := &execv1alpha1.CodeRun{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, GenerateName: "v-"},
 				Spec:       tc.spec,
 			}
-			err := k8sClient.Create(context.Background(), run, client.DryRunAll)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Errorf("case %d rejected: %v", i, err)
-			case tc.wantErr != "" && err == nil:
-				t.Errorf("case %d accepted, want an error containing %q", i, tc.wantErr)
-			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
-				t.Errorf("error %q does not contain %q", err, tc.wantErr)
-			}
+			expectAdmission(t, run, tc.wantErr)
 		})
 	}
 
@@ -104,4 +96,19 @@ func TestSchemaValidation(t *testing.T) {
 			t.Errorf("updating labels: %v", err)
 		}
 	})
+}
+
+// expectAdmission creates obj as a dry run and checks that the API server admits it, or,
+// when wantErr is set, refuses it with a message containing wantErr.
+func expectAdmission(t *testing.T, obj client.Object, wantErr string) {
+	t.Helper()
+	err := k8sClient.Create(context.Background(), obj, client.DryRunAll)
+	switch {
+	case wantErr == "" && err != nil:
+		t.Errorf("rejected: %v", err)
+	case wantErr != "" && err == nil:
+		t.Errorf("accepted, want an error containing %q", wantErr)
+	case wantErr != "" && !strings.Contains(err.Error(), wantErr):
+		t.Errorf("error %q does not contain %q", err, wantErr)
+	}
 }

@@ -128,7 +128,13 @@ func runRunner(t *testing.T, wrapper []string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+	return exited(t, err, result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)})
+}
+
+// exited completes res with the exit code of the runner that ended with err and the report
+// on its stdout, which must be the whole of stdout: one line.
+func exited(t *testing.T, err error, res result) result {
+	t.Helper()
 	var exitErr *exec.ExitError
 	switch {
 	case errors.As(err, &exitErr):
@@ -136,7 +142,6 @@ func runRunner(t *testing.T, wrapper []string, args ...string) result {
 	case err != nil:
 		t.Fatalf("running the runner: %v", err)
 	}
-	// The report is the whole of stdout: one line.
 	if !strings.HasSuffix(res.stdout, "\n") || strings.Count(res.stdout, "\n") != 1 {
 		t.Fatalf("stdout is not one line: %q (stderr %q)", res.stdout, res.stderr)
 	}

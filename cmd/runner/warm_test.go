@@ -143,21 +143,7 @@ func (m *warmMember) sendRequest(req delivery.Request) {
 func (m *warmMember) wait() result {
 	t := m.t
 	t.Helper()
-	err := m.cmd.Wait()
-	res := result{stdout: m.stdout.String(), stderr: m.stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		res.exitCode = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("running the runner: %v", err)
-	}
-	if !strings.HasSuffix(res.stdout, "\n") || strings.Count(res.stdout, "\n") != 1 {
-		t.Fatalf("stdout is not one line: %q (stderr %q)", res.stdout, res.stderr)
-	}
-	if res.report, err = report.Parse([]byte(res.stdout)); err != nil {
-		t.Fatalf("parsing the report: %v\nstdout: %s\nstderr: %s", err, res.stdout, res.stderr)
-	}
+	res := exited(t, m.cmd.Wait(), result{stdout: m.stdout.String(), stderr: m.stderr.String()})
 	if got, err := report.Parse(mustRead(t, m.reportPath)); err != nil || got != res.report {
 		t.Errorf("the report file holds %+v (%v), stdout %s", got, err, res.stdout)
 	}
