@@ -1,6 +1,10 @@
 package controllers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"strconv"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -38,7 +42,33 @@ func maxIdleSeconds(pool *execv1alpha1.CodeRunPool) int64 {
 // Its deadline covers the start, the longest wait and the longest run, so a member that is
 // busy with a run is never killed by it: the runner exits unused at maxIdleSeconds, and a
 // run claimed before that gets at most the pool's timeout.
+//
+// It carries annotationMemberSpec, the digest of what it was built from.
 func buildMemberJob(pool *execv1alpha1.CodeRunPool, cfg config.Config, uid int64) *batchv1.Job {
+	job := memberJob(pool, cfg, uid)
+	job.Annotations = map[string]string{annotationMemberSpec: memberSpecDigest(pool, cfg)}
+	return job
+}
+
+// annotationMemberSpec on a member Job is a digest of the Job spec built for its pool and
+// the operator's configuration (runner image, limits, runtime class...), without the
+// member's uid. An idle member whose digest is not what the pool would get now was made
+// for an older pool or operator (before a helm upgrade, say) and is replaced, so that no
+// run takes a member built on an old image or configuration.
+const annotationMemberSpec = "exec.coderun.dev/member-spec"
+
+// memberSpecDigest is the annotationMemberSpec of a member of pool built now.
+func memberSpecDigest(pool *execv1alpha1.CodeRunPool, cfg config.Config) string {
+	spec, err := json.Marshal(memberJob(pool, cfg, 0).Spec)
+	if err != nil {
+		panic(fmt.Sprintf("encoding a member's Job spec: %v", err)) // a JobSpec always encodes
+	}
+	sum := sha256.Sum256(spec)
+	return hex.EncodeToString(sum[:12])
+}
+
+// memberJob is buildMemberJob without the annotation.
+func memberJob(pool *execv1alpha1.CodeRunPool, cfg config.Config, uid int64) *batchv1.Job {
 	shape := poolShape(pool, cfg)
 	cpuRequest := shape.CPU.DeepCopy()
 	if r := pool.Spec.CPURequest; r != nil && r.Cmp(cpuRequest) < 0 {

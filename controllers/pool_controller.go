@@ -139,6 +139,7 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 	}
 	m := poolMembers{ready: map[string]bool{}}
 	now := r.Clock.Now()
+	digest := memberSpecDigest(pool, r.Config)
 	seen := map[string]bool{}
 	for i := range jobs.Items {
 		job := &jobs.Items[i]
@@ -157,6 +158,11 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 			r.queue.forgetMember(key)
 			continue
 		case jobFinished(job):
+			m.stale = append(m.stale, job)
+			continue
+		case job.Annotations[annotationMemberSpec] != digest:
+			// Built for an older shape or operator configuration (image, limits): replaced,
+			// unless a run claims it first (the delete's precondition fails then).
 			m.stale = append(m.stale, job)
 			continue
 		}
