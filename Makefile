@@ -102,9 +102,9 @@ lint: golangci-lint ## Run golangci-lint (.golangci.yml).
 test: verify-generated verify-fmt verify-tidy vet lint lint-chart envtest-assets test-web ## Check generated files and lint, then run the page's, chart's, unit, runner and envtest suites.
 	@# The store's tests also run on Postgres: a throw-away server on 127.0.0.1 (hack/postgres.sh).
 	@# The chart's tests (test/chart) render it with this Helm.
-	pg="$$(hack/postgres.sh start)"; trap 'hack/postgres.sh stop' EXIT; \
 	@# CODERUN_TEST_REQUIRE_ALL=1: a test that lacks root, python3, Helm or a database fails
 	@# instead of skipping (internal/testneed), so a missing install step cannot pass CI.
+	pg="$$(hack/postgres.sh start)"; trap 'hack/postgres.sh stop' EXIT; \
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" CODERUN_TEST_POSTGRES="$$pg" HELM="$(HELM)" CODERUN_TEST_REQUIRE_ALL=1 \
 		$(GO) test ./... -race -count=1 -timeout 20m
 
