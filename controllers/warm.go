@@ -195,12 +195,15 @@ func (d *deliveries) deliver(s *session, req delivery.Request) {
 		s.sent = d.clock.Now()
 		s.mu.Unlock()
 	}}
-	stdout := &boundedBuffer{limit: maxStreamOutput}
 	d.mu.Lock()
 	base := d.base
 	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(base, time.Duration(req.TimeoutSeconds)*time.Second+deliveryMargin)
 	defer cancel()
+	// The report is the runner's last word: once a line of it arrives, the stream has
+	// nothing more to say, and waiting for the container to exit would only add the
+	// runtime's teardown to every answer.
+	stdout := &boundedBuffer{limit: maxStreamOutput, onReport: cancel}
 	err = d.attacher.Attach(ctx, s.member.Namespace, s.pod, containerName, in, stdout, io.Discard)
 	var rep *report.Report
 	if found, ferr := report.FindInLog(stdout.Bytes()); ferr == nil {
@@ -244,11 +247,14 @@ func (r *sentReader) end() {
 	}
 }
 
-// boundedBuffer keeps the first limit bytes written to it and drops the rest.
+// boundedBuffer keeps the first limit bytes written to it and drops the rest. It calls
+// onReport (if set) once a complete line of it holds a valid report.
 type boundedBuffer struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	limit int
+	mu       sync.Mutex
+	buf      bytes.Buffer
+	limit    int
+	onReport func()
+	scanned  int // bytes of buf already checked for whole lines
 }
 
 func (b *boundedBuffer) Write(p []byte) (int, error) {
@@ -257,7 +263,23 @@ func (b *boundedBuffer) Write(p []byte) (int, error) {
 	if room := b.limit - b.buf.Len(); room > 0 {
 		b.buf.Write(p[:min(len(p), room)])
 	}
-	return len(p), nil
+	if b.onReport == nil {
+		return len(p), nil
+	}
+	for {
+		data := b.buf.Bytes()
+		end := bytes.IndexByte(data[b.scanned:], '\n')
+		if end < 0 {
+			return len(p), nil
+		}
+		line := data[b.scanned : b.scanned+end]
+		b.scanned += end + 1
+		if _, err := report.Parse(line); err == nil {
+			b.onReport()
+			b.onReport = nil
+			return len(p), nil
+		}
+	}
 }
 
 func (b *boundedBuffer) Bytes() []byte {
