@@ -86,6 +86,8 @@ type session struct {
 
 	mu   sync.Mutex
 	done bool
+	// ended is when the stream ended (or the report arrived).
+	ended time.Time
 	// sent is when the whole request was handed to the stream (zero: not all of it was).
 	sent   time.Time
 	report *report.Report
@@ -213,7 +215,7 @@ func (d *deliveries) deliver(s *session, req delivery.Request) {
 		err = fmt.Errorf("the stream ended without a report: %w", ferr)
 	}
 	s.mu.Lock()
-	s.done, s.report, s.err = true, rep, err
+	s.done, s.report, s.err, s.ended = true, rep, err, d.clock.Now()
 	s.mu.Unlock()
 }
 
@@ -485,6 +487,14 @@ func (r *CodeRunReconciler) reconcileWarm(ctx context.Context, u *statusUpdate, 
 	switch {
 	case rep != nil && !rep.NotRun:
 		claimLatency.Observe(r.Clock.Since(s.claimed).Seconds())
+		s.mu.Lock()
+		ended := s.ended
+		s.mu.Unlock()
+		// Where a warm run's time went, for tuning: claim to request sent (attach), sent
+		// to report (the runner and the program), report to this reconcile (the wake-up).
+		logf.FromContext(ctx).V(1).Info("warm run reported", "pool", s.pool, "job", s.member.Name,
+			"attachMs", sent.Sub(s.claimed).Milliseconds(), "runMs", ended.Sub(sent).Milliseconds(),
+			"wakeMs", r.Clock.Since(ended).Milliseconds())
 		u.finish(resultFromReport(*rep, false, limits))
 		return true, ctrl.Result{}, nil
 	case rep != nil || (sent.IsZero() && !s.recovered):
