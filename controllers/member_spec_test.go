@@ -89,3 +89,21 @@ func TestMemberSpecDigestIgnoresTheUID(t *testing.T) {
 		t.Error("another runner image gives the same digest")
 	}
 }
+
+// TestClaimSkipsMembersOfAnOlderConfiguration: an operator that has just started with a
+// new configuration (after a helm upgrade or rollback) does not send a run to an idle
+// member built for the old one, even before its pool controller has replaced it.
+func TestClaimSkipsMembersOfAnOlderConfiguration(t *testing.T) {
+	pool := newPool("python", 1)
+	old := memberJobOf(pool, "python-old", 200001, t0.Add(-time.Minute))
+	old.Annotations[annotationMemberSpec] = "built-by-another-operator"
+	e := newWarmEnv(t, newFakeRunner(nil), nil, newRun("r", t0), pool, old, memberPodOf(old, runningState()))
+	got := e.settle("r")
+	e.assertCold(got)
+	if m, _ := e.job("python-old"); m.Labels[execv1alpha1.LabelMember] != execv1alpha1.MemberIdle {
+		t.Errorf("the old member was claimed: labels %v", m.Labels)
+	}
+	if e.runner.attaches != 0 {
+		t.Errorf("%d attaches to a member of an older configuration", e.runner.attaches)
+	}
+}

@@ -360,6 +360,7 @@ func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.Cod
 		}
 	}
 	slices.SortStableFunc(candidates, func(a, b *corev1.Pod) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	digest := memberSpecDigest(pool, r.Config)
 	for _, pod := range candidates {
 		key := types.NamespacedName{Namespace: pool.Namespace, Name: jobOfPod(pod)}
 		if r.deliveries.inUse(key) {
@@ -371,6 +372,11 @@ func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.Cod
 				continue
 			}
 			return nil, fmt.Errorf("getting member %s: %w", key.Name, err)
+		}
+		if job.Annotations[annotationMemberSpec] != digest {
+			// Built for an older shape or operator configuration (an operator that just
+			// started after an upgrade, before its pool controller replaced the member).
+			continue
 		}
 		claimed, err := r.claimJob(ctx, run, job)
 		if err != nil {
