@@ -115,20 +115,32 @@ func pathName(path execv1alpha1.RunPath) string {
 // labeled idle whose pod's runner is running.
 func waitForReadyMember(t *testing.T) {
 	t.Helper()
-	ctx := context.Background()
+	readyMember(t)
+}
+
+// readyMember waits until the default pool has a ready, idle member and returns its pod.
+// Other runs may take it right after.
+func readyMember(t *testing.T) corev1.Pod {
+	t.Helper()
 	var last string
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+	var member corev1.Pod
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		ready, err := readyMembers(ctx)
 		if err != nil {
 			last = err.Error()
 			return false, nil
 		}
 		last = fmt.Sprintf("%d ready members", len(ready))
-		return len(ready) > 0, nil
+		if len(ready) == 0 {
+			return false, nil
+		}
+		member = ready[0]
+		return true, nil
 	})
 	if err != nil {
 		t.Fatalf("pool %s has no ready member after 3 minutes (%s): %v", defaultPool, last, err)
 	}
+	return member
 }
 
 // readyMembers returns the running pods of the default pool's idle members.

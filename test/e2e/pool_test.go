@@ -33,10 +33,16 @@ func TestWarmAndColdSameResult(t *testing.T) {
 		exit   int32
 		stdout string
 	}{{
+		// The runner merges two pipes in the order it reads them: bytes written to one
+		// stream while the other's are still unread may be read with that stream's earlier
+		// ones (internal/runner/output.go). A pause between the streams keeps the order
+		// what the program wrote on either path.
 		name: "streams",
-		spec: execv1alpha1.CodeRunSpec{Source: `import sys
+		spec: execv1alpha1.CodeRunSpec{Source: `import sys, time
 print('to stdout', flush=True)
+time.sleep(0.1)
 print('to stderr', file=sys.stderr, flush=True)
+time.sleep(0.1)
 print('é✓ again to stdout')
 `},
 		reason: execv1alpha1.ReasonCompleted, exit: 0, stdout: "to stdout\né✓ again to stdout\n",
@@ -50,8 +56,9 @@ print('é✓ again to stdout')
 		stdout: "'first line\\nsecond ✓\\nno newline at the end'\nFIRST LINE\nSECOND ✓\nNO NEWLINE AT THE END",
 	}, {
 		name: "exit-7",
-		spec: execv1alpha1.CodeRunSpec{Source: `import sys
-print('failing')
+		spec: execv1alpha1.CodeRunSpec{Source: `import sys, time
+print('failing', flush=True)
+time.sleep(0.1)
 print('bad news', file=sys.stderr)
 sys.exit(7)
 `},
@@ -238,13 +245,8 @@ func TestIdleMemberLockedDownLikeColdRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	shape := poolShape(t)
-	waitForReadyMember(t)
-	members, err := readyMembers(ctx)
-	if err != nil || len(members) == 0 {
-		t.Fatalf("no ready member to inspect (%v)", err)
-	}
 	// Its spec as read while its Job was idle; a pod's spec does not change afterwards.
-	member := members[0]
+	member := readyMember(t)
 
 	run := runOnPath(t, "lockdown", execv1alpha1.CodeRunSpec{
 		Source: "print('cold')\n",
