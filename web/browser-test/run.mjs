@@ -133,6 +133,7 @@ async function runAndWait(page, start) {
     };
     new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true });
   });
+  const started = performance.now();
   await start();
   await page.waitForFunction(
     (n) => {
@@ -142,6 +143,11 @@ async function runAndWait(page, start) {
     before,
     { timeout: RUN_TIMEOUT },
   );
+  // What a user waits for, from the click (or key) to the result on the page: on a warm pool,
+  // an attach to a started member; otherwise a pod start. Logged, not asserted.
+  const took = performance.now() - started;
+  const shown = await status(page).getAttribute('data-status');
+  console.log(`Run-to-result: ${took.toFixed(0)} ms (${shown})`);
   assert.ok(await page.evaluate(() => window.__sawBusy), 'a progress state with Run disabled was shown while the run went on');
   assert.ok(await page.getByTestId('run').isEnabled(), 'Run is enabled again');
   return status(page).getAttribute('data-status');
