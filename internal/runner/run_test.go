@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/coderun-dev/coderun/internal/procfs"
 	"github.com/coderun-dev/coderun/internal/report"
 	"github.com/coderun-dev/coderun/internal/runner/runnertest"
@@ -20,7 +22,9 @@ import (
 // and kill helper.
 func TestMain(m *testing.M) {
 	RunHelperIfRequested(os.Args)
-	os.Exit(m.Run())
+	// Each run starts goroutines (the reaper, pipe readers, the memory sampler): none may
+	// outlive its run.
+	goleak.VerifyTestMain(m)
 }
 
 // testDirs makes a source directory that uid can read and a workdir it can write.
