@@ -524,7 +524,8 @@ func (r *CodeRunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReco
 		return err
 	}
 	// The pool controller shares the queue, which hands out the uids of runs and members.
-	pools := &CodeRunPoolReconciler{Client: r.Client, Scheme: r.Scheme, Recorder: r.Recorder, Config: r.Config, Clock: r.Clock}
+	pools := &CodeRunPoolReconciler{Client: r.Client, Scheme: r.Scheme, Recorder: r.Recorder, Config: r.Config, Clock: r.Clock,
+		deliveries: r.deliveries}
 	return pools.SetupWithManager(mgr, r.queue)
 }
 

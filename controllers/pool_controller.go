@@ -56,6 +56,8 @@ type CodeRunPoolReconciler struct {
 	Clock    clock.PassiveClock
 
 	queue *runQueue
+	// deliveries holds a stream open to each ready member (nil: none).
+	deliveries *deliveries
 
 	mu    sync.Mutex
 	pools map[types.NamespacedName]*poolState
@@ -186,6 +188,7 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 		m.idle = append(m.idle, job)
 		if podRunning(pod) {
 			m.ready[job.Name] = true
+			r.deliveries.hold(key, pod.Name)
 		}
 	}
 	st := r.state(client.ObjectKeyFromObject(pool))

@@ -58,6 +58,8 @@ type deliveries struct {
 	// discarded are members given up after a failed delivery; the cache may show them
 	// as claimed for a while after they were deleted.
 	discarded map[types.NamespacedName]bool
+	// held are streams opened ahead to idle members (held.go).
+	held map[types.NamespacedName]*heldStream
 }
 
 func newDeliveries(a Attacher, c clock.PassiveClock) *deliveries {
@@ -68,6 +70,7 @@ func newDeliveries(a Attacher, c clock.PassiveClock) *deliveries {
 		base:      context.Background(),
 		sessions:  map[types.NamespacedName]*session{},
 		discarded: map[types.NamespacedName]bool{},
+		held:      map[types.NamespacedName]*heldStream{},
 	}
 }
 
@@ -178,7 +181,17 @@ func (d *deliveries) start(run *execv1alpha1.CodeRun, s *session, req delivery.R
 	d.mu.Unlock()
 	wake := run.DeepCopy()
 	go func() {
-		d.deliver(s, req)
+		if h := d.take(s.member); h != nil && h.pod == s.pod {
+			rep, err := d.deliverHeld(s, req, h)
+			s.mu.Lock()
+			s.done, s.report, s.err, s.ended = true, rep, err, d.clock.Now()
+			s.mu.Unlock()
+		} else {
+			if h != nil {
+				h.cancel()
+			}
+			d.deliver(s, req)
+		}
 		d.events <- event.GenericEvent{Object: wake}
 	}()
 }
@@ -359,7 +372,19 @@ func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.Cod
 			candidates = append(candidates, &pods.Items[i])
 		}
 	}
-	slices.SortStableFunc(candidates, func(a, b *corev1.Pod) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	// Members with a stream held open first (they answer soonest), then the oldest.
+	held := func(p *corev1.Pod) bool {
+		return r.deliveries.isHeld(types.NamespacedName{Namespace: p.Namespace, Name: jobOfPod(p)})
+	}
+	slices.SortStableFunc(candidates, func(a, b *corev1.Pod) int {
+		if ha, hb := held(a), held(b); ha != hb {
+			if ha {
+				return -1
+			}
+			return 1
+		}
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+	})
 	digest := memberSpecDigest(pool, r.Config)
 	for _, pod := range candidates {
 		key := types.NamespacedName{Namespace: pool.Namespace, Name: jobOfPod(pod)}

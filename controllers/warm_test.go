@@ -372,6 +372,53 @@ func TestWarm(t *testing.T) {
 		e.assertCold(e.settle("r"))
 	})
 
+	t.Run("a stream held open to a member carries the request: no attach at claim time", func(t *testing.T) {
+		e := newWarmEnv(t, newFakeRunner(nil), nil, objs([]client.Object{newRun("r", t0), pool}, member("python-aaaaa", t0.Add(-time.Minute)))...)
+		key := types.NamespacedName{Namespace: ns, Name: "python-aaaaa"}
+		e.r.deliveries.hold(key, "python-aaaaa-pod")
+		for deadline := time.Now().Add(5 * time.Second); e.runner.attachCount() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		if !e.r.deliveries.isHeld(key) || e.runner.attachCount() != 1 {
+			t.Fatalf("held %v after %d attaches, want a held stream from one attach", e.r.deliveries.isHeld(key), e.runner.attachCount())
+		}
+		got := e.settle("r")
+		if got.Status.Path != execv1alpha1.PathWarm || got.Status.Phase != execv1alpha1.PhaseSucceeded || got.Status.StartTime == nil {
+			t.Errorf("status path %q phase %s start %v, want a warm success", got.Status.Path, got.Status.Phase, got.Status.StartTime)
+		}
+		if n := e.runner.attachCount(); n != 1 {
+			t.Errorf("%d attaches, want only the held one", n)
+		}
+		if frames, ran := e.runner.member(ns, "python-aaaaa-pod"); len(frames) != 1 || ran != 1 {
+			t.Errorf("the member read %d frames and ran %d programs, want 1 and 1", len(frames), ran)
+		}
+		if e.r.deliveries.isHeld(key) {
+			t.Error("the member's stream is still held after its run")
+		}
+	})
+
+	t.Run("a held stream that broke before the claim: the run attaches anew", func(t *testing.T) {
+		e := newWarmEnv(t, newFakeRunner(func(string) fakeBehaviour { return fakeBehaviour{mode: runnerFailsBeforeRead} }), nil,
+			objs([]client.Object{newRun("r", t0), pool}, member("python-aaaaa", t0.Add(-time.Minute)))...)
+		key := types.NamespacedName{Namespace: ns, Name: "python-aaaaa"}
+		e.r.deliveries.hold(key, "python-aaaaa-pod")
+		for e.r.deliveries.isHeld(key) {
+			time.Sleep(time.Millisecond) // the fake attach fails at once
+		}
+		got := e.settle("r")
+		// The new attach fails too (the fake's member refuses every attach before reading):
+		// the program was never sent, so the run goes on cold.
+		if got.Status.Result == nil && got.Status.Path != execv1alpha1.PathCold {
+			t.Fatalf("the run neither finished nor went cold: %+v", got.Status)
+		}
+		if n := e.runner.attachCount(); n < 2 {
+			t.Errorf("%d attaches, want the held one and a new one", n)
+		}
+		if _, ran := e.runner.member(ns, "python-aaaaa-pod"); ran != 0 {
+			t.Errorf("the member ran %d programs, want none", ran)
+		}
+	})
+
 	t.Run("a member runs the program", func(t *testing.T) {
 		run := newRun("r", t0)
 		run.Spec.Source, run.Spec.Stdin = "print(input())", "hi\n"
