@@ -67,6 +67,10 @@ func main() {
 	}
 
 	restConfig := ctrl.GetConfigOrDie()
+	// Every run costs the operator a few writes (a Job or a claim, a status, a pool member
+	// to replace it); client-go's default of 20 requests a second would queue a burst of
+	// runs behind the operator's own rate limiter rather than the API server.
+	restConfig.QPS, restConfig.Burst = 100, 200
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  cacheOpts,
