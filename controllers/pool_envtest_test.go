@@ -20,16 +20,14 @@ import (
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 	"github.com/coderun-dev/coderun/internal/config"
 	"github.com/coderun-dev/coderun/internal/report"
+	"github.com/coderun-dev/coderun/internal/testenv"
 )
 
 // TestPoolSchema checks what the CodeRunPool CRD's schema makes the API server accept,
 // default and refuse: the API a kubectl user meets.
 func TestPoolSchema(t *testing.T) {
 	needEnvtest(t)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "pool-schema-"}}
-	if err := k8sClient.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testenv.Namespace(t)
 	q := func(s string) *resource.Quantity { return ptr.To(resource.MustParse(s)) }
 	cases := []struct {
 		name    string
@@ -52,7 +50,7 @@ func TestPoolSchema(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pool := &execv1alpha1.CodeRunPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, GenerateName: "p-"}, Spec: tc.spec}
+			pool := &execv1alpha1.CodeRunPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "p-"}, Spec: tc.spec}
 			expectAdmission(t, pool, tc.wantErr)
 		})
 	}
@@ -62,7 +60,7 @@ func TestPoolSchema(t *testing.T) {
 		// spec out, and the API server defaults no field of a spec that is not there.)
 		u := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "exec.coderun.dev/v1alpha1", "kind": "CodeRunPool",
-			"metadata": map[string]any{"namespace": ns.Name, "name": "defaulted"},
+			"metadata": map[string]any{"namespace": ns, "name": "defaulted"},
 			"spec":     map[string]any{},
 		}}
 		if err := k8sClient.Create(context.Background(), u); err != nil {

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -13,16 +12,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/testenv"
 )
 
 // TestSchemaValidation checks what the CRD's schema and CEL rules make the API server
 // accept and reject. No operator runs here: this is the API a kubectl user meets.
 func TestSchemaValidation(t *testing.T) {
 	needEnvtest(t)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "schema-"}}
-	if err := k8sClient.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := testenv.Namespace(t)
 	mem := func(s string) *resource.Quantity { return ptr.To(resource.MustParse(s)) }
 
 	cases := []struct {
@@ -49,7 +46,7 @@ func TestSchemaValidation(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			run := &execv1alpha1.CodeRun{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, GenerateName: "v-"},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "v-"},
 				Spec:       tc.spec,
 			}
 			expectAdmission(t, run, tc.wantErr)
@@ -57,7 +54,7 @@ func TestSchemaValidation(t *testing.T) {
 	}
 
 	t.Run("language defaults to python", func(t *testing.T) {
-		run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "defaulted"}, Spec: execv1alpha1.CodeRunSpec{Source: "1"}}
+		run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "defaulted"}, Spec: execv1alpha1.CodeRunSpec{Source: "1"}}
 		if err := k8sClient.Create(context.Background(), run); err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +66,7 @@ func TestSchemaValidation(t *testing.T) {
 	t.Run("memory given as a plain number of bytes", func(t *testing.T) {
 		u := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "exec.coderun.dev/v1alpha1", "kind": "CodeRun",
-			"metadata": map[string]any{"namespace": ns.Name, "name": "bytes"},
+			"metadata": map[string]any{"namespace": ns, "name": "bytes"},
 			"spec":     map[string]any{"source": "1", "limits": map[string]any{"memory": int64(268435456)}},
 		}}
 		if err := k8sClient.Create(context.Background(), u, client.DryRunAll); err != nil {
@@ -78,7 +75,7 @@ func TestSchemaValidation(t *testing.T) {
 	})
 
 	t.Run("spec is immutable", func(t *testing.T) {
-		run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "immutable"}, Spec: execv1alpha1.CodeRunSpec{Source: "print(1)"}}
+		run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "immutable"}, Spec: execv1alpha1.CodeRunSpec{Source: "print(1)"}}
 		if err := k8sClient.Create(context.Background(), run); err != nil {
 			t.Fatal(err)
 		}
