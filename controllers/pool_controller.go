@@ -71,6 +71,9 @@ type poolState struct {
 	nextCreate time.Time
 	// failures counts members in a row that could not start; it sets the back-off.
 	failures int
+	// failedMembers are the members counted in failures: a failed member stays in the
+	// cache for some passes after it was deleted, and must count once.
+	failedMembers map[string]bool
 }
 
 // +kubebuilder:rbac:groups=exec.coderun.dev,resources=coderunpools,verbs=get;list;watch
@@ -118,6 +121,10 @@ type poolMembers struct {
 	// failed) or unable to start. failed says why the last one could not start.
 	stale  []*batchv1.Job
 	failed string
+	// failedNames are the members that could not start; newFailures counts those not
+	// seen failing before.
+	failedNames []string
+	newFailures int
 	// pending counts members created but not yet in the cache.
 	pending int
 }
@@ -177,11 +184,13 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 		}
 		if why := cannotStart(pod); why != "" {
 			m.stale, m.failed = append(m.stale, job), why
+			m.failedNames = append(m.failedNames, job.Name)
 			continue
 		}
 		if !podRunning(pod) && now.Sub(job.CreationTimestamp.Time) > r.Config.StartTimeout.Duration {
 			m.stale = append(m.stale, job)
 			m.failed = fmt.Sprintf("the member did not start within %s: %s", r.Config.StartTimeout.Duration, waitingMessage(pod))
+			m.failedNames = append(m.failedNames, job.Name)
 			continue
 		}
 		r.queue.seedMember(key, memberUID(job))
@@ -199,10 +208,16 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 		}
 	}
 	m.pending = len(st.expected)
-	if m.failed != "" {
-		st.failures++
-	} else if len(m.ready) > 0 {
+	for _, name := range m.failedNames {
+		if !st.failedMembers[name] {
+			st.failedMembers[name] = true
+			m.newFailures++
+		}
+	}
+	st.failures += m.newFailures
+	if m.failed == "" && len(m.ready) > 0 {
 		st.failures = 0
+		clear(st.failedMembers)
 	}
 	r.mu.Unlock()
 	return m, nil
@@ -249,7 +264,7 @@ func (r *CodeRunPoolReconciler) scale(ctx context.Context, pool *execv1alpha1.Co
 	now := r.Clock.Now()
 	r.mu.Lock()
 	wait := st.nextCreate.Sub(now)
-	if st.failures > 0 && m.failed != "" {
+	if m.newFailures > 0 {
 		backoff := min(time.Duration(1<<min(st.failures, 16))*time.Second, maxFailureBackoff)
 		st.nextCreate = now.Add(backoff)
 		wait = backoff
@@ -363,7 +378,7 @@ func (r *CodeRunPoolReconciler) state(key types.NamespacedName) *poolState {
 	defer r.mu.Unlock()
 	st, ok := r.pools[key]
 	if !ok {
-		st = &poolState{expected: map[string]time.Time{}}
+		st = &poolState{expected: map[string]time.Time{}, failedMembers: map[string]bool{}}
 		r.pools[key] = st
 	}
 	return st

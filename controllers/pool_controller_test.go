@@ -355,7 +355,8 @@ func TestPoolMembersThatCannotStart(t *testing.T) {
 	}
 
 	// The replacement fails too: the back-off doubles.
-	pod := neverPulled(e.members()[names[0]])
+	failed := e.members()[names[0]].DeepCopy()
+	pod := neverPulled(failed)
 	if err := e.c.Create(context.Background(), pod); err != nil {
 		t.Fatal(err)
 	}
@@ -364,6 +365,16 @@ func TestPoolMembersThatCannotStart(t *testing.T) {
 	}
 	if res := e.reconcile(); res.RequeueAfter != 4*time.Second {
 		t.Errorf("requeue after %s for the second failure in a row, want 4s", res.RequeueAfter)
+	}
+	// A cache that still shows the deleted member on the next pass does not count it
+	// again: the back-off runs out as set, it is neither doubled nor restarted.
+	failed.ResourceVersion = ""
+	if err := e.c.Create(context.Background(), failed); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.SetTime(e.clock.Now().Add(time.Second))
+	if res := e.reconcile(); res.RequeueAfter != 3*time.Second {
+		t.Errorf("requeue after %s with the failed member seen again, want the 3s left of its back-off", res.RequeueAfter)
 	}
 
 	t.Run("a member that does not start within the start timeout", func(t *testing.T) {
