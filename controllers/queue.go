@@ -188,6 +188,20 @@ func (q *runQueue) claimMember(run, member types.NamespacedName, uid int64) {
 	}
 }
 
+// renewUID gives run, which holds a slot, a uid of its own again, after the member whose
+// uid it took was given up: the member's pod may still be ending under that uid.
+func (q *runQueue) renewUID(run types.NamespacedName, preferred, uidMin, uidCount int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	old, ok := q.active[run]
+	if !ok {
+		return
+	}
+	q.members[run] = old // held aside while choosing, so the new uid differs
+	q.active[run] = q.freeUIDLocked(preferred, uidMin, uidCount)
+	delete(q.members, run)
+}
+
 // release frees the slot of key (if it held one) and forgets it.
 func (q *runQueue) release(key types.NamespacedName) {
 	q.mu.Lock()

@@ -578,6 +578,7 @@ func (r *CodeRunReconciler) retryElsewhere(ctx context.Context, run *execv1alpha
 	st := &run.Status
 	st.Path, st.Pool, st.JobName, st.PodName, st.StartTime = "", "", "", "", nil
 	r.deliveries.discard(client.ObjectKeyFromObject(run), s.member)
+	r.queue.renewUID(client.ObjectKeyFromObject(run), preferredUID(run, r.Config), r.Config.RunUIDMin, r.Config.RunUIDCount)
 	err := r.Delete(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: s.member.Namespace, Name: s.member.Name}},
 		client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if err != nil && !apierrors.IsNotFound(err) {

@@ -559,6 +559,10 @@ func TestWarm(t *testing.T) {
 		if _, ok := e.job("python-aaaaa"); ok {
 			t.Error("the member that refused the run was kept")
 		}
+		// The cold Job gets a uid of its own, not that of the member being deleted.
+		if job, ok := e.job(jobName(got)); ok && memberUID(job) == 200001 {
+			t.Errorf("the cold Job runs as the given-up member's uid %d", memberUID(job))
+		}
 	})
 
 	t.Run("stream broken after sending: the result comes from the member's termination message", func(t *testing.T) {
