@@ -291,7 +291,7 @@ func (r *CodeRunReconciler) deleteUnstartedJob(ctx context.Context, run *execv1a
 	if err := r.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: run.Status.JobName}, job); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if !metav1.IsControlledBy(job, run) || jobCondition(job, batchv1.JobComplete) != nil || jobCondition(job, batchv1.JobFailed) != nil {
+	if !metav1.IsControlledBy(job, run) || jobFinished(job) {
 		return nil
 	}
 	err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))

@@ -40,15 +40,10 @@ func (d *deliveries) hold(member types.NamespacedName, pod string) {
 		return
 	}
 	d.mu.Lock()
-	if _, ok := d.held[member]; ok || d.discarded[member] {
+	// A run that has the member (the cache has not shown its claim yet) streams itself.
+	if _, ok := d.held[member]; ok || d.inUseLocked(member) {
 		d.mu.Unlock()
 		return
-	}
-	for _, s := range d.sessions {
-		if s.member == member {
-			d.mu.Unlock()
-			return // a run has it: the cache has not shown the claim yet
-		}
 	}
 	ctx, cancel := context.WithCancel(d.base)
 	pr, pw := io.Pipe()

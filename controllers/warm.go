@@ -162,6 +162,11 @@ func (d *deliveries) inUse(member types.NamespacedName) bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.inUseLocked(member)
+}
+
+// inUseLocked is inUse with d.mu held.
+func (d *deliveries) inUseLocked(member types.NamespacedName) bool {
 	if d.discarded[member] {
 		return true
 	}
