@@ -217,6 +217,11 @@ func (r *CodeRunReconciler) observeJob(ctx context.Context, u *statusUpdate, job
 	run := u.run
 	run.Status.Phase = execv1alpha1.PhaseRunning
 	run.Status.JobName = job.Name
+	// The Job says the path, not a status that a lost write may never have recorded.
+	run.Status.Path, run.Status.Pool = execv1alpha1.PathCold, ""
+	if isMember(job) {
+		run.Status.Path, run.Status.Pool = execv1alpha1.PathWarm, job.Labels[execv1alpha1.LabelPool]
+	}
 	pod, err := r.runPod(ctx, run)
 	if isMember(job) {
 		pod, err = r.memberPod(ctx, job)

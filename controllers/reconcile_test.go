@@ -82,10 +82,10 @@ func queuedStatus() execv1alpha1.CodeRunStatus {
 	return execv1alpha1.CodeRunStatus{Phase: execv1alpha1.PhaseQueued, Limits: defaultLimits.DeepCopy(), Conditions: queuedConditions}
 }
 
-// admittedStatus is the status of a run whose Job was just created.
+// admittedStatus is the status of a run whose Job was just created: the cold path.
 func admittedStatus() execv1alpha1.CodeRunStatus {
 	return execv1alpha1.CodeRunStatus{
-		Phase: execv1alpha1.PhaseRunning, Limits: defaultLimits.DeepCopy(), JobName: "r",
+		Phase: execv1alpha1.PhaseRunning, Limits: defaultLimits.DeepCopy(), JobName: "r", Path: execv1alpha1.PathCold,
 		Conditions: []metav1.Condition{admittedCondition,
 			condition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is starting")},
 	}
@@ -120,12 +120,6 @@ func unstartedFailure(pod, message string) execv1alpha1.CodeRunStatus {
 	s.Result = &execv1alpha1.CodeRunResult{Reason: execv1alpha1.ReasonSystemError, Message: message}
 	s.CompletionTime = now.DeepCopy()
 	s.Conditions[1] = condition(execv1alpha1.ConditionFinished, metav1.ConditionTrue, "SystemError", "SystemError: "+message)
-	return s
-}
-
-// coldStatus is s of a run whose Job the operator just created: status.path is Cold.
-func coldStatus(s execv1alpha1.CodeRunStatus) execv1alpha1.CodeRunStatus {
-	s.Path = execv1alpha1.PathCold
 	return s
 }
 
@@ -236,6 +230,18 @@ func TestReconcile(t *testing.T) {
 
 	cases := []reconcileCase{
 		// Results: the pod's run container has terminated.
+		{
+			// The status write after the Job was created lost a race, and the run reads its
+			// path from the Job: a cold run's status never misses it.
+			name:    "a Job whose creation the status never recorded",
+			run:     newRun("r", t0),
+			objects: []client.Object{jobOf(newRun("r", t0))},
+			wantStatus: execv1alpha1.CodeRunStatus{
+				Phase: execv1alpha1.PhaseRunning, Limits: defaultLimits.DeepCopy(), JobName: "r", Path: execv1alpha1.PathCold,
+			},
+			wantJob:     true,
+			wantRequeue: time.Minute - 5*time.Second, // the start timeout, from the Job's creation at t0
+		},
 		{
 			name:    "hello world",
 			run:     withStatus(newRun("r", t0), runningStatus()),
@@ -525,7 +531,7 @@ func TestReconcile(t *testing.T) {
 		{
 			name:        "a new run with a free slot gets its Job",
 			run:         newRun("r", t0),
-			wantStatus:  coldStatus(admittedStatus()),
+			wantStatus:  admittedStatus(),
 			wantEvents:  []string{"Normal JobCreated Created Job r"},
 			wantJob:     true,
 			wantRequeue: time.Minute, // the start timeout, from the Job's creation
@@ -574,7 +580,7 @@ func TestReconcile(t *testing.T) {
 				}),
 				jobOf(newRun("b", t0.Add(-time.Minute)), batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}),
 			},
-			wantStatus:  coldStatus(admittedStatus()),
+			wantStatus:  admittedStatus(),
 			wantEvents:  []string{"Normal JobCreated Created Job r"},
 			wantJob:     true,
 			wantRequeue: time.Minute,

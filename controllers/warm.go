@@ -569,8 +569,6 @@ func (r *CodeRunReconciler) observeMember(ctx context.Context, u *statusUpdate, 
 			return false, ctrl.Result{}, r.retryElsewhere(ctx, u.run, s, rep.Message)
 		}
 	}
-	u.run.Status.Path = execv1alpha1.PathWarm
-	u.run.Status.Pool = job.Labels[execv1alpha1.LabelPool]
 	res, err := r.observeJob(ctx, u, job, limits)
 	return true, res, err
 }
