@@ -31,6 +31,13 @@ func main() {
 	// The runner re-executes itself as the exec shim and the kill helper: those never
 	// get to flag parsing.
 	runner.RunHelperIfRequested(os.Args)
+	// Before anything else: the program, which runs as this process's user, must not be
+	// able to end it with a signal (see internal/runner/signals.go).
+	if err := runner.IgnoreSignals(); err != nil {
+		fmt.Fprintf(os.Stderr, "runner: %v\n", err)
+		emit(runner.SystemErrorReport(err.Error()), nil, os.Stdout, os.Stderr)
+		os.Exit(2)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -98,14 +105,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// the file at the end would fail and leave a report forged by the program in it.
 	reportFile := openReport(reportPath, stderr)
 
-	// SIGTERM (the pod is being deleted) or SIGINT stops the program; a report follows.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	var r report.Report
 	if warm.enabled() {
+		// An idle member has no program yet: a stop signal can only be the platform's
+		// (the pool scaled down), and ends the wait. serve ignores them once a request
+		// has arrived.
+		ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
+		defer stop()
 		r = warm.serve(ctx, cfg, stdinFD)
 	} else {
-		r = runner.Run(ctx, cfg)
+		ignoreStopSignals()
+		r = runner.Run(context.Background(), cfg)
 	}
 	written := emit(r, reportFile, stdout, stderr)
 	if !written || (reportPath != "" && reportFile == nil) {
@@ -113,6 +123,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// stopSignals are how the platform stops the runner: the kubelet sends SIGTERM when the
+// pod is deleted. The program can send them too, so they are honoured only while no
+// program exists; from then on the run ends on its own limits, which the pod's 2-second
+// grace period bounds when the pod is deleted (the kubelet then kills the runner).
+var stopSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
+
+// ignoreStopSignals makes the runner ignore stopSignals from now on.
+func ignoreStopSignals() { signal.Ignore(stopSignals...) }
 
 // openReport opens the report file at path, or returns nil when there is none or it
 // cannot be opened (and says so on stderr).

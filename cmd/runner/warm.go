@@ -27,7 +27,7 @@ import (
 // its flags give (the member's shape).
 //
 // When it runs no program (no request before --idle-timeout, stdin closed, a request
-// incomplete, malformed or outside the shape, SIGTERM while waiting), its report is a
+// incomplete, malformed or outside the shape, SIGTERM before the request arrived), its report is a
 // SystemError marked NotRun: the run may then safely be given to another member or pod.
 
 // stdinFD is the descriptor the request arrives on.
@@ -95,12 +95,18 @@ func (w *warmFlags) apply(cfg *runner.Config, isSet map[string]bool) error {
 }
 
 // serve waits for the request on fd, runs its program with shape's limits replaced by
-// the request's, and returns the report. ctx cancelled while waiting gives a NotRun
-// report; once the program runs, it stops the program as in a cold run.
+// the request's, and returns the report. ctx cancelled (a stop signal) while waiting
+// gives a NotRun report; once a request has arrived, stop signals are ignored, as in a
+// cold run.
 func (w *warmFlags) serve(ctx context.Context, shape runner.Config, fd int) report.Report {
 	req, err := w.receive(ctx, fd, shape.Logf)
 	// Whatever arrived, nothing more is read: a member runs at most one program.
 	closeForGood(fd, shape.Logf)
+	// From here on a program may exist, and may send the stop signals itself.
+	ignoreStopSignals()
+	if err == nil && ctx.Err() != nil {
+		err = errors.New("the runner was stopped before the program started")
+	}
 	if err != nil {
 		return notRun(err.Error())
 	}
@@ -118,7 +124,8 @@ func (w *warmFlags) serve(ctx context.Context, shape runner.Config, fd int) repo
 	cfg := shape
 	cfg.Timeout = time.Duration(req.TimeoutSeconds) * time.Second
 	cfg.MemoryLimit = req.MemoryBytes
-	return runner.Run(ctx, cfg)
+	// Not ctx: nothing may stop the program now but its own limits.
+	return runner.Run(context.WithoutCancel(ctx), cfg)
 }
 
 // notRun is the report of a member that started no program, saying why.

@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"time"
@@ -59,9 +60,12 @@ func shimArgs(c Config, path string, argv []string) []string {
 }
 
 // execShim runs in the child, before python: it applies the rlimits, volunteers for the
-// OOM killer and executes python with the environment it was given. On failure it writes
+// OOM killer, installs the seccomp filter (seccomp.go), gives every signal its default
+// and executes python with the environment it was given. On failure it writes
 // one line to statusFD and returns the exit code.
 func execShim(args []string) int {
+	// The filter and the signal mask are per thread until exec: stay on this one.
+	runtime.LockOSThread()
 	// Whatever happens, python must not inherit the status pipe, nor any fd but 0, 1 and
 	// 2 that the runner itself may have inherited.
 	_, _ = unix.FcntlInt(statusFD, unix.F_SETFD, unix.FD_CLOEXEC)
@@ -108,6 +112,13 @@ func execShim(args []string) int {
 		if err := setLimit(l.resource, l.soft, l.hard); err != nil {
 			return fail("setting %s: %v", l.name, err)
 		}
+	}
+	if err := installSeccompFilter(); err != nil {
+		return fail("%v", err)
+	}
+	// Last: from here on a signal gets its default action, as it will in python.
+	if err := resetSignals(); err != nil {
+		return fail("%v", err)
 	}
 	err := unix.Exec(path, argv, os.Environ())
 	return fail("exec %s: %v", path, err)
