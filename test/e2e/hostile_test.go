@@ -1,0 +1,122 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+
+	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+)
+
+// attackRunnerSource attacks the runner, PID 1 of the run's container and of the
+// program's own uid, in every way the runner's suite covers one by one (cmd/runner's
+// hostile tests): the signals that used to end it, sent with kill and with sigqueue's
+// code; SIGKILL and SIGSTOP; its limits and priority; its /proc entries; and a full /tmp.
+// Each attempt prints what happened; the program then exits 3.
+const attackRunnerSource = `import ctypes, errno, os, platform, resource, signal, struct, time
+RT_SIGQUEUEINFO = {"x86_64": 129, "aarch64": 138}[platform.machine()]
+libc = ctypes.CDLL(None, use_errno=True)
+
+def sigqueue(sig):
+    info = ctypes.create_string_buffer(128)
+    struct.pack_into("iii", info, 0, sig, 0, -1)
+    struct.pack_into("II", info, 16, os.getpid(), os.getuid())
+    if libc.syscall(RT_SIGQUEUEINFO, 1, sig, info) != 0:
+        raise OSError(ctypes.get_errno(), "rt_sigqueueinfo")
+
+def fill(path):
+    with open(path, "wb") as f:
+        while True:
+            f.write(b"x" * (1 << 20))
+            f.flush()
+
+def attempt(name, f):
+    try:
+        f()
+        print(name + ": allowed", flush=True)
+    except OSError as e:
+        print(name + ": " + errno.errorcode[e.errno], flush=True)
+
+runner_uid = [int(l.split()[1]) for l in open("/proc/1/status") if l.startswith("Uid:")][0]
+print("runner is pid 1 of my uid:", os.getppid() == 1 and runner_uid == os.getuid())
+for sig in range(1, 65):
+    os.kill(1, sig)
+    sigqueue(sig)
+time.sleep(0.3)
+print("signalled the runner with all 64 signals, twice each")
+attempt("runner's RLIMIT_NOFILE", lambda: resource.prlimit(1, resource.RLIMIT_NOFILE, (0, 0)))
+attempt("runner's nice", lambda: os.setpriority(os.PRIO_PROCESS, 1, 19))
+attempt("runner's oom_score_adj", lambda: open("/proc/1/oom_score_adj", "w").write("1000"))
+attempt("fill /tmp", lambda: fill("/tmp/fill"))
+raise SystemExit(3)
+`
+
+const attackRunnerOutput = `runner is pid 1 of my uid: True
+signalled the runner with all 64 signals, twice each
+runner's RLIMIT_NOFILE: EPERM
+runner's nice: EPERM
+runner's oom_score_adj: EACCES
+fill /tmp: ENOSPC
+`
+
+// TestProgramAttacksRunner: whatever the program does to the runner, the run ends with
+// the program's own result and output, in a cold run's pod and in a warm member alike.
+func TestProgramAttacksRunner(t *testing.T) {
+	t.Parallel()
+	for _, path := range bothPaths {
+		t.Run(pathName(path), func(t *testing.T) {
+			t.Parallel()
+			run := runOnPath(t, "attack-runner", execv1alpha1.CodeRunSpec{
+				Source: attackRunnerSource,
+				Limits: timeout(limitTimeout(t, path)),
+			}, path)
+			expectEnd(t, run, execv1alpha1.PhaseFailed, execv1alpha1.ReasonNonZeroExit, ptr.To[int32](3))
+			if got := run.Status.Result.Output; got != attackRunnerOutput {
+				t.Errorf("output:\n%s\nwant:\n%s", got, attackRunnerOutput)
+			}
+			expectNextRunWorks(t)
+		})
+	}
+}
+
+// TestMemoryHogInManyProcesses: sixteen processes that allocate together, and fill /tmp
+// (which counts toward the pod's memory) first, are stopped with MemoryLimitExceeded: the
+// kernel's OOM killer, if it strikes first, picks a process of the program, never the
+// runner (whose report would be lost, a SystemError).
+func TestMemoryHogInManyProcesses(t *testing.T) {
+	t.Parallel()
+	for _, path := range bothPaths {
+		t.Run(pathName(path), func(t *testing.T) {
+			t.Parallel()
+			run := runOnPath(t, "memory-hog-processes", execv1alpha1.CodeRunSpec{
+				Source: `import os, time
+try:
+    with open("/tmp/fill", "wb") as f:
+        while True:
+            f.write(b"x" * (1 << 20))
+            f.flush()
+except OSError:
+    print("/tmp full", flush=True)
+for _ in range(4):
+    os.fork()
+chunks = []
+for i in range(1, 65):
+    chunks.append(b'x' * (1 << 20))
+    time.sleep(0.001)
+print("survived")
+`,
+				Limits: execv1alpha1.Limits{Memory: ptr.To(resource.MustParse("64Mi")), TimeoutSeconds: ptr.To(limitTimeout(t, path))},
+			}, path)
+			expectEnd(t, run, execv1alpha1.PhaseFailed, execv1alpha1.ReasonMemoryLimitExceeded, nil)
+			if res := run.Status.Result; !strings.HasPrefix(res.Output, "/tmp full\n") || strings.Count(res.Output, "survived") == 16 {
+				t.Errorf("output %q: want /tmp full, and not every process to survive", res.Output)
+			}
+			expectHealthyNodes(t)
+			expectNextRunWorks(t)
+		})
+	}
+}
