@@ -169,9 +169,14 @@ images: image-binaries ## Build the runner, operator and front images with build
 kube-binaries: ## Build etcd and every Kubernetes component from the Go module proxy (cached in bin/k8s).
 	hack/kube-binaries.sh kube-apiserver etcd kube-controller-manager kube-scheduler kubelet kube-proxy
 
+.PHONY: runtime-binaries
+runtime-binaries: ## Build the node's containerd 2 and runc from the Go module proxy (cached in bin/containerd, bin/runc; needs hack/host-tools.sh's libseccomp-dev).
+	hack/runtime-binaries.sh
+
 .PHONY: dev
 dev: kube-binaries helm ## Start the local cluster, build and load the images, install the chart and leave it running.
 	hack/host-tools.sh
+	hack/runtime-binaries.sh
 	hack/local-cluster.sh up
 	hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
 	HELM=$(HELM) hack/dev-deploy.sh

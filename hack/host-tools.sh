@@ -2,7 +2,7 @@
 # Installs the system pieces the local cluster and the browser tests need from Debian's
 # packages (the only place they can come from on machines without a registry). Only missing
 # packages are installed, so running it again costs nothing. Usage:
-#   hack/host-tools.sh            cluster tools (containerd, runc, CNI plugins, buildah, ...)
+#   hack/host-tools.sh            cluster tools (runc, CNI plugins, buildah, libseccomp-dev, ...)
 #   hack/host-tools.sh chromium   the browser for the page's browser tests
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -11,7 +11,10 @@ LOG_PREFIX=host-tools
 case "${1:-cluster}" in
 cluster)
 	# crun is left out on purpose: crun 1.8 refuses hybrid cgroups, and buildah would pick it.
-	packages=(containerd runc containernetworking-plugins iptables nftables conntrack buildah debootstrap openssl iproute2 util-linux curl)
+	# The node runs containerd 2 and runc built from the Go module proxy
+	# (hack/runtime-binaries.sh, which needs gcc, pkg-config and libseccomp-dev for runc), so
+	# Debian's containerd is not installed; Debian's runc stays for buildah's RUN steps.
+	packages=(containerd runc containernetworking-plugins iptables nftables conntrack buildah debootstrap openssl iproute2 util-linux curl gcc pkg-config libseccomp-dev)
 	;;
 chromium)
 	packages=(chromium fonts-dejavu-core)

@@ -5,6 +5,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 KUBE_BIN_DIR="${KUBE_BIN_DIR:-$ROOT/bin/k8s/$KUBE_VERSION}"
+# The node's container runtime, built from the Go module proxy (hack/runtime-binaries.sh):
+# user namespaces (hostUsers: false) need containerd >= 2.0 and runc >= 1.2. These machines
+# mount cgroup v1 controllers (hybrid: an empty cgroup2 at /sys/fs/cgroup/unified), so the
+# versions must still run on cgroup v1. containerd deprecated cgroup v1 in v2.2 and runc in
+# v1.4; both keep it until at least May 2029 (containerd's RELEASES.md, runc's
+# docs/deprecated.md) and only log a deprecation warning. So: the newest of each, containerd
+# v2.4.2 and runc v1.5.3 (the proxy also lists runc v1.6.0-rc.1: a release candidate, no).
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
+RUNC_VERSION="${RUNC_VERSION:-v1.5.3}"
+CONTAINERD_BIN_DIR="${CONTAINERD_BIN_DIR:-$ROOT/bin/containerd/$CONTAINERD_VERSION}"
+RUNC_BIN_DIR="${RUNC_BIN_DIR:-$ROOT/bin/runc/$RUNC_VERSION}"
 IMG_TAG="${IMG_TAG:-0.1.0}"
 
 # Everything the local cluster writes lives under DEV_DIR (git-ignored): cluster/ is the
