@@ -16,7 +16,7 @@ for s in net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic k
 	echo "$s=$(sysctl -n "$s" 2>/dev/null || echo '?')"
 done
 section paths
-for p in /run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers /run/netns /var/run/netns /etc/cni /opt/cni /usr/libexec/kubernetes "$CLUSTER_DIR"; do
+for p in /run/containerd /var/lib/containerd /opt/containerd /run/nri /etc/nri /opt/nri /etc/cdi /run/cdi /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers /run/netns /var/run/netns /etc/cni /opt/cni /usr/libexec/kubernetes "$CLUSTER_DIR"; do
 	[ -e "$p" ] && echo "$p"
 done
 ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods 2>/dev/null || true

@@ -14,7 +14,7 @@ cluster)
 	# The node runs containerd 2 and runc built from the Go module proxy
 	# (hack/runtime-binaries.sh, which needs gcc, pkg-config and libseccomp-dev for runc), so
 	# Debian's containerd is not installed; Debian's runc stays for buildah's RUN steps.
-	packages=(containerd runc containernetworking-plugins iptables nftables conntrack buildah debootstrap openssl iproute2 util-linux curl gcc pkg-config libseccomp-dev)
+	packages=(runc containernetworking-plugins iptables nftables conntrack buildah debootstrap openssl iproute2 util-linux curl gcc pkg-config libseccomp-dev)
 	;;
 chromium)
 	packages=(chromium fonts-dejavu-core)

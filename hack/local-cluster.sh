@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real single-node Kubernetes on this machine, without Docker or a registry: etcd and the
-# kube-* components built from the Go module proxy (hack/kube-binaries.sh), Debian's
-# containerd, runc and CNI plugins, and a pause image compiled from pause.c.
+# kube-* components built from the Go module proxy (hack/kube-binaries.sh), containerd 2 and
+# runc built from it too (hack/runtime-binaries.sh; pods may use user namespaces), Debian's
+# CNI plugins, and a pause image compiled from pause.c.
 #   hack/local-cluster.sh up      start (or finish starting) the cluster; idempotent
 #   hack/local-cluster.sh down    stop what `up` started and undo every host change
 #   hack/local-cluster.sh status  show the components and the node
@@ -17,8 +18,11 @@ LOG_PREFIX=local-cluster
 PKI="$CLUSTER_DIR/pki"
 ISOLATE_CHAIN=CODERUN-ISOLATE
 GUARD_CHAIN=CODERUN-GUARD
-# Host files and folders that containerd 1.6 and the kubelet create outside their configured
-# roots; `down` removes the ones that did not exist before `up`.
+# Host files and folders that containerd and the kubelet create outside their configured
+# roots (containerd 2 puts its shims' sockets in /run/containerd/s whatever its config says;
+# /etc/cni is buildah's lock); `down` removes the ones that did not exist before `up`. With
+# the configuration below, containerd 2.4 writes nothing else outside .dev (checked by
+# listing /run, /var, /etc and /opt before `up`, while up and after `down`).
 HOST_PATHS=(/etc/cni /run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers /run/netns /var/run/netns)
 # Kernel settings that the cluster (or the kubelet) changes; `down` restores them.
 SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
@@ -160,45 +164,82 @@ cni_config() {
 	EOF
 }
 
-start_containerd() {
-	local d="$CLUSTER_DIR/containerd"
-	mkdir -p "$d/root" "$d/state" "$d/opt"
-	write_if_changed "$d/config.toml" <<-EOF
-		version = 2
-		root = "$d/root"
-		state = "$d/state"
-		[grpc]
-		  address = "$CONTAINERD_SOCK"
-		[ttrpc]
-		  address = "$CONTAINERD_SOCK.ttrpc"
-		[debug]
-		  address = ""
-		[metrics]
-		  address = ""
-		[plugins."io.containerd.internal.v1.opt"]
-		  path = "$d/opt"
-		[plugins."io.containerd.grpc.v1.cri"]
-		  sandbox_image = "$PAUSE_IMG"
-		  stream_server_address = "127.0.0.1"
-		  stream_server_port = "0"
-		  # root on these machines lacks CAP_SYS_RESOURCE; without this every sandbox fails.
-		  restrict_oom_score_adj = true
-		  [plugins."io.containerd.grpc.v1.cri".containerd]
-		    default_runtime_name = "runc"
-		    snapshotter = "overlayfs"
-		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-		      runtime_type = "io.containerd.runc.v2"
-		      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-		        SystemdCgroup = false
-		  [plugins."io.containerd.grpc.v1.cri".cni]
-		    bin_dir = "$CLUSTER_DIR/cni/bin"
-		    conf_dir = "$CLUSTER_DIR/cni/net.d"
-	EOF
-	start_process containerd /usr/bin/containerd --config "$d/config.toml"
-	wait_for containerd 30 ctr -a "$CONTAINERD_SOCK" version
+# runtime_handler NAME RUNTIME_TYPE SHIM [OPTION...]: the containerd config of one runtime
+# handler (a RuntimeClass's `handler`): its shim binary and the shim's options, one TOML
+# `key = value` each. runtime_handlers lists the handlers the node offers.
+runtime_handler() {
+	local name="$1" type="$2" shim="$3" opt p="plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.$1"
+	shift 3
+	[ -x "$shim" ] || die "runtime handler $name: shim $shim missing"
+	printf "[%s]\n  runtime_type = '%s'\n  runtime_path = '%s'\n[%s.options]\n" "$p" "$type" "$shim" "$p"
+	for opt in "$@"; do printf '  %s\n' "$opt"; done
 }
 
-ctr_k8s() { ctr -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+# runtime_handlers: runc (the default handler, "") runs every pod unless its RuntimeClass names
+# another handler. Another runtime is one more call, e.g. gVisor's runsc:
+#   runtime_handler runsc io.containerd.runsc.v1 "$ROOT/bin/gvisor/.../containerd-shim-runsc-v1" \
+#     "TypeUrl = 'io.containerd.runsc.v1.options'" "ConfigPath = '$CLUSTER_DIR/containerd/runsc.toml'"
+# (and a RuntimeClass whose handler is runsc).
+runtime_handlers() {
+	runtime_handler runc io.containerd.runc.v2 "$CONTAINERD_BIN_DIR/containerd-shim-runc-v2" \
+		"BinaryName = '$RUNC_BIN_DIR/runc'" \
+		"Root = '$CLUSTER_DIR/containerd/runc'" \
+		"SystemdCgroup = false"
+}
+
+# start_containerd runs containerd 2 and runc built by hack/runtime-binaries.sh, not Debian's
+# containerd 1.6 and runc 1.1: user namespaces (pods with hostUsers: false) need containerd >=
+# 2.0 and runc >= 1.2. Debian's runc is still what buildah runs RUN steps with (lib.sh).
+start_containerd() {
+	local d="$CLUSTER_DIR/containerd" handlers
+	mkdir -p "$d/root" "$d/state" "$d/opt" "$d/tmp" "$d/runc" "$d/cdi"
+	handlers="$(runtime_handlers)"
+	# Config version 3 (containerd 2.x; 2.4 migrates it to its own version 4 in memory).
+	# Everything stays under $d except the shim sockets, which containerd 2 always puts in
+	# /run/containerd/s (HOST_PATHS).
+	write_if_changed "$d/config.toml" <<-EOF
+		version = 3
+		root = '$d/root'
+		state = '$d/state'
+		temp = '$d/tmp'
+		[grpc]
+		  address = '$CONTAINERD_SOCK'
+		[ttrpc]
+		  address = '$CONTAINERD_SOCK.ttrpc'
+		[debug]
+		  address = ''
+		[metrics]
+		  address = ''
+		[plugins.'io.containerd.internal.v1.opt']
+		  path = '$d/opt'
+		# NRI would listen on /var/run/nri/nri.sock and read /etc/nri, /opt/nri: nothing uses it.
+		[plugins.'io.containerd.nri.v1.nri']
+		  disable = true
+		[plugins.'io.containerd.cri.v1.images']
+		  snapshotter = 'overlayfs'
+		[plugins.'io.containerd.cri.v1.images'.pinned_images]
+		  sandbox = '$PAUSE_IMG'
+		[plugins.'io.containerd.cri.v1.runtime']
+		  # root on these machines lacks CAP_SYS_RESOURCE; without this every sandbox fails.
+		  restrict_oom_score_adj = true
+		  # Pod network namespaces under the state dir, not /var/run/netns.
+		  netns_mounts_under_state_dir = true
+		  cdi_spec_dirs = ['$d/cdi']
+		[plugins.'io.containerd.cri.v1.runtime'.containerd]
+		  default_runtime_name = 'runc'
+		$handlers
+		[plugins.'io.containerd.cri.v1.runtime'.cni]
+		  bin_dirs = ['$CLUSTER_DIR/cni/bin']
+		  conf_dir = '$CLUSTER_DIR/cni/net.d'
+		[plugins.'io.containerd.grpc.v1.cri']
+		  stream_server_address = '127.0.0.1'
+		  stream_server_port = '0'
+	EOF
+	start_process containerd "$CONTAINERD_BIN_DIR/containerd" --config "$d/config.toml"
+	wait_for containerd 30 "$CONTAINERD_BIN_DIR/ctr" -a "$CONTAINERD_SOCK" version
+}
+
+ctr_k8s() { "$CONTAINERD_BIN_DIR/ctr" -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
 # import_images IMAGE...: copies images from buildah's store into containerd, skipping those
 # whose image ID containerd already has under that name.
@@ -352,8 +393,11 @@ pause_image() {
 up() {
 	need_root
 	local start=$SECONDS
-	for b in "${COMPONENTS[@]:1}"; do # all but containerd, which comes from apt
+	for b in "${COMPONENTS[@]:1}"; do # all but containerd
 		[ -x "$KUBE_BIN_DIR/$b" ] || die "$KUBE_BIN_DIR/$b missing: run hack/kube-binaries.sh (make dev does)"
+	done
+	for b in "$CONTAINERD_BIN_DIR/containerd" "$CONTAINERD_BIN_DIR/containerd-shim-runc-v2" "$CONTAINERD_BIN_DIR/ctr" "$RUNC_BIN_DIR/runc"; do
+		[ -x "$b" ] || die "$b missing: run hack/runtime-binaries.sh (make dev does)"
 	done
 	mkdir -p "$CLUSTER_DIR" "$CACHE_DIR"
 	record_baseline
