@@ -53,11 +53,13 @@ func main() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(execv1alpha1.AddToScheme(scheme))
 
-	// Cache only run Jobs and pods, not every Job and pod of the cluster.
+	// Cache only run Jobs and pods, not every Job and pod of the cluster, and of nodes (read
+	// when runs' hostUsers is left to the cluster) only what decides it.
 	runSelector := execv1alpha1.RunPodSelector()
 	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&batchv1.Job{}: {Label: runSelector},
 		&corev1.Pod{}:  {Label: runSelector},
+		&corev1.Node{}: {Transform: controllers.TrimNode},
 	}}
 	if namespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}

@@ -56,6 +56,8 @@ type CodeRunReconciler struct {
 
 	queue      *runQueue
 	deliveries *deliveries
+	// userns decides the hostUsers of run pods (usernamespaces.go).
+	userns *userNamespaces
 }
 
 // LogReader reads the end of a container's log.
@@ -190,7 +192,12 @@ func (r *CodeRunReconciler) admit(ctx context.Context, u *statusUpdate, limits e
 			return ctrl.Result{}, nil
 		}
 	}
-	job := buildJob(run, limits, r.Config, uid)
+	cfg, err := r.userns.apply(ctx, r.Config)
+	if err != nil {
+		r.queue.release(key)
+		return ctrl.Result{}, err
+	}
+	job := buildJob(run, limits, cfg, uid)
 	if err := ctrl.SetControllerReference(run, job, r.Scheme); err != nil {
 		r.queue.release(key)
 		return ctrl.Result{}, fmt.Errorf("owning Job: %w", err)
@@ -513,6 +520,10 @@ func (r *CodeRunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReco
 		r.Clock = clock.RealClock{}
 	}
 	r.deliveries = newDeliveries(r.Attacher, r.Clock)
+	r.userns = newUserNamespaces(r.Config)
+	if err := r.userns.setupWithManager(mgr); err != nil {
+		return err
+	}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("coderun").
 		WatchesRawSource(source.Kind(mgr.GetCache(), client.Object(&execv1alpha1.CodeRun{}), r.runEvents())).
@@ -530,7 +541,7 @@ func (r *CodeRunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReco
 	}
 	// The pool controller shares the queue, which hands out the uids of runs and members.
 	pools := &CodeRunPoolReconciler{Client: r.Client, Scheme: r.Scheme, Recorder: r.Recorder, Config: r.Config, Clock: r.Clock,
-		deliveries: r.deliveries}
+		deliveries: r.deliveries, userns: r.userns}
 	return pools.SetupWithManager(mgr, r.queue)
 }
 

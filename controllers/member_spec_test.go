@@ -13,7 +13,8 @@ import (
 )
 
 // TestPoolReplacesMembersOfAnOlderConfiguration: idle members built before the operator's
-// configuration (a new runner image after a helm upgrade) or the pool's shape changed are
+// configuration (a new runner image after a helm upgrade), the pool's shape or the
+// cluster's support for user namespaces (usernamespaces.go) changed are
 // replaced by members built for the new one; claimed members are left to their runs.
 func TestPoolReplacesMembersOfAnOlderConfiguration(t *testing.T) {
 	pool := newPool("python", 2)
@@ -41,6 +42,14 @@ func TestPoolReplacesMembersOfAnOlderConfiguration(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		// hostUsers left to the cluster, whose one node supports user namespaces.
+		{"user namespaces on", func() {
+			if err := e.c.Create(t.Context(), testNode("a", nil).withHandler("", supports).node()); err != nil {
+				t.Fatal(err)
+			}
+			e.r.userns = newUserNamespaces(e.r.Config)
+			e.r.userns.nodes = e.c
+		}},
 	} {
 		before := e.members()
 		change.apply()
@@ -49,7 +58,11 @@ func TestPoolReplacesMembersOfAnOlderConfiguration(t *testing.T) {
 			e.reconcile()
 		}
 		after := e.members()
-		want := memberSpecDigest(e.pool(), e.r.Config)
+		cfg, err := e.r.userns.apply(t.Context(), e.r.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := memberSpecDigest(e.pool(), cfg)
 		idle := 0
 		for name, job := range after {
 			if job.Labels[execv1alpha1.LabelMember] == execv1alpha1.MemberClaimed {
@@ -61,6 +74,9 @@ func TestPoolReplacesMembersOfAnOlderConfiguration(t *testing.T) {
 			}
 			if got := job.Annotations[annotationMemberSpec]; got != want {
 				t.Errorf("%s: new member %s has digest %q, want %q", change.name, name, got, want)
+			}
+			if got, on := job.Spec.Template.Spec.HostUsers, e.r.userns != nil; on && !ptr.Equal(got, ptr.To(false)) {
+				t.Errorf("%s: new member %s has hostUsers %s, want false", change.name, name, ptrText(got))
 			}
 		}
 		if idle != 2 {

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 	"github.com/coderun-dev/coderun/internal/config"
@@ -58,6 +59,9 @@ type CodeRunPoolReconciler struct {
 	queue *runQueue
 	// deliveries holds a stream open to each ready member (nil: none).
 	deliveries *deliveries
+	// userns decides the hostUsers of members (usernamespaces.go); shared with the CodeRun
+	// controller.
+	userns *userNamespaces
 
 	mu    sync.Mutex
 	pools map[types.NamespacedName]*poolState
@@ -148,7 +152,11 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 	}
 	m := poolMembers{ready: map[string]bool{}}
 	now := r.Clock.Now()
-	digest := memberSpecDigest(pool, r.Config)
+	cfg, err := r.userns.apply(ctx, r.Config)
+	if err != nil {
+		return poolMembers{}, err
+	}
+	digest := memberSpecDigest(pool, cfg)
 	seen := map[string]bool{}
 	for i := range jobs.Items {
 		job := &jobs.Items[i]
@@ -317,7 +325,12 @@ func (r *CodeRunPoolReconciler) createMember(ctx context.Context, pool *execv1al
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(key.String()))
 	uid := r.queue.reserveMember(key, r.Config.RunUIDMin+int64(h.Sum64()%uint64(r.Config.RunUIDCount)), r.Config.RunUIDMin, r.Config.RunUIDCount)
-	job := buildMemberJob(pool, r.Config, uid)
+	cfg, err := r.userns.apply(ctx, r.Config)
+	if err != nil {
+		r.queue.forgetMember(key)
+		return nil, err
+	}
+	job := buildMemberJob(pool, cfg, uid)
 	job.GenerateName, job.Name = "", name
 	if err := ctrl.SetControllerReference(pool, job, r.Scheme); err != nil {
 		r.queue.forgetMember(key)
@@ -407,10 +420,28 @@ func (r *CodeRunPoolReconciler) SetupWithManager(mgr ctrl.Manager, queue *runQue
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("coderunpool").
 		For(&execv1alpha1.CodeRunPool{}).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(memberToPool)).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(memberToPool)).
-		Complete(r)
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(memberToPool))
+	if r.userns != nil {
+		// Run pods' hostUsers changed: every pool replaces its idle members.
+		b = b.WatchesRawSource(source.Channel(r.userns.changed, handler.EnqueueRequestsFromMapFunc(r.allPools)))
+	}
+	return b.Complete(r)
+}
+
+// allPools asks for a pass over every pool.
+func (r *CodeRunPoolReconciler) allPools(ctx context.Context, _ client.Object) []reconcile.Request {
+	pools := &execv1alpha1.CodeRunPoolList{}
+	if err := r.List(ctx, pools); err != nil {
+		logf.FromContext(ctx).Error(err, "listing CodeRunPools")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(pools.Items))
+	for i := range pools.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pools.Items[i])})
+	}
+	return reqs
 }

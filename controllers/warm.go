@@ -390,7 +390,11 @@ func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.Cod
 		}
 		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
 	})
-	digest := memberSpecDigest(pool, r.Config)
+	cfg, err := r.userns.apply(ctx, r.Config)
+	if err != nil {
+		return nil, err
+	}
+	digest := memberSpecDigest(pool, cfg)
 	for _, pod := range candidates {
 		key := types.NamespacedName{Namespace: pool.Namespace, Name: jobOfPod(pod)}
 		if r.deliveries.inUse(key) {
