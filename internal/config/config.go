@@ -66,7 +66,10 @@ type Config struct {
 	// NodeSelector and Tolerations place run pods, e.g. on dedicated sandbox nodes.
 	NodeSelector map[string]string   `json:"nodeSelector,omitempty"`
 	Tolerations  []corev1.Toleration `json:"tolerations,omitempty"`
-	// HostUsers false runs pods in a user namespace (needs a runtime that supports it).
+	// HostUsers of run pods. false runs each pod in its own user namespace (needs a
+	// runtime that supports it), true in the node's. Unset is auto: the operator sets false
+	// while every node run pods can land on reports user namespace support for their
+	// runtime handler, and leaves it unset otherwise (controllers/usernamespaces.go).
 	HostUsers *bool `json:"hostUsers,omitempty"`
 }
 
