@@ -31,6 +31,11 @@ const (
 	// deadlineSlack is added to the Job's activeDeadlineSeconds beyond start timeout and run
 	// timeout, so the runner's own timeout always fires first and reports what happened.
 	deadlineSlack = 30
+	// userNamespaceIDs is how many uids and gids a pod in a user namespace of its own has,
+	// 0 to 65535: what the kubelet maps by default (userNamespaces.idsPerPod).
+	userNamespaceIDs = 65536
+	// userNamespaceUIDMin is the lowest uid a run gets in its own user namespace.
+	userNamespaceUIDMin = 1000
 )
 
 // maxJobNameLength keeps Job names valid as label values (the Job controller labels pods
@@ -118,6 +123,19 @@ type podShape struct {
 	stdin bool
 }
 
+// podUID is the uid (and gid) that a run pod given uid runs as. In a user namespace of its
+// own (hostUsers: false) a pod has only the ids below userNamespaceIDs, and one that runs as
+// a uid from runUIDMin's range above them cannot even start its sandbox (runc: "unable to
+// setup user: setgroups: invalid argument"): the uid is folded into userNamespaceUIDMin and
+// up there. Every such pod's ids map to host ids of its own, so runs stay apart on the node
+// (and in RLIMIT_NPROC) even when two of them share a uid inside.
+func podUID(cfg config.Config, uid int64) int64 {
+	if cfg.HostUsers == nil || *cfg.HostUsers || uid < userNamespaceIDs {
+		return uid
+	}
+	return userNamespaceUIDMin + uid%(userNamespaceIDs-userNamespaceUIDMin)
+}
+
 // lockedDownJobSpec returns the spec of a Job that runs one program in one locked-down pod.
 // Every security-relevant field is set explicitly rather than left to defaults, so the
 // Job reads as its own security policy; cold runs and pool members share all of it.
@@ -159,8 +177,8 @@ func lockedDownJobSpec(cfg config.Config, shape podShape, deadlineSeconds int64,
 		HostUsers:             cfg.HostUsers,
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:       ptr.To(true),
-			RunAsUser:          ptr.To(shape.uid),
-			RunAsGroup:         ptr.To(shape.uid),
+			RunAsUser:          ptr.To(podUID(cfg, shape.uid)),
+			RunAsGroup:         ptr.To(podUID(cfg, shape.uid)),
 			SupplementalGroups: []int64{},
 			SeccompProfile:     &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},

@@ -117,3 +117,56 @@ func TestPreferredUIDIsStableAndInRange(t *testing.T) {
 		t.Errorf("only %d distinct uids for 1000 runs: the hash spreads badly", len(seen))
 	}
 }
+
+// TestRunUIDInAUserNamespace: a run pod in a user namespace of its own runs as a uid that
+// namespace maps (below 65536, not a system user's), with member pods alike; in the host's
+// user namespace, and for a configured range that fits, it keeps the uid the queue chose.
+func TestRunUIDInAUserNamespace(t *testing.T) {
+	run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns", UID: types.UID("u-1")}, Spec: execv1alpha1.CodeRunSpec{Source: "print(1)"}}
+	ids := func(cfg config.Config, uid int64) (cold, member [2]int64) {
+		sc := buildJob(run, cfg.Effective(execv1alpha1.Limits{}), cfg, uid).Spec.Template.Spec.SecurityContext
+		msc := buildMemberJob(newPool("python", 1), cfg, uid).Spec.Template.Spec.SecurityContext
+		return [2]int64{*sc.RunAsUser, *sc.RunAsGroup}, [2]int64{*msc.RunAsUser, *msc.RunAsGroup}
+	}
+	cases := []struct {
+		name      string
+		hostUsers *bool
+		runUIDMin int64
+		uid       int64
+		want      int64 // 0: in [userNamespaceUIDMin, userNamespaceIDs)
+	}{
+		{"host user namespace (unset)", nil, 200000, 200123, 200123},
+		{"host user namespace (true)", ptr.To(true), 200000, 200123, 200123},
+		{"own user namespace", ptr.To(false), 200000, 200123, 0},
+		{"own user namespace, top of the range", ptr.To(false), 200000, 299999, 0},
+		{"own user namespace, a range that fits", ptr.To(false), 10000, 10042, 10042},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			cfg.HostUsers, cfg.RunUIDMin = tc.hostUsers, tc.runUIDMin
+			cold, member := ids(cfg, tc.uid)
+			if cold != member {
+				t.Errorf("cold run runs as %v, member as %v: want the same for the same uid", cold, member)
+			}
+			switch got := cold[0]; {
+			case cold[1] != got:
+				t.Errorf("runAsGroup %d, runAsUser %d: want the same", cold[1], got)
+			case tc.want != 0 && got != tc.want:
+				t.Errorf("runAsUser %d, want %d", got, tc.want)
+			case tc.want == 0 && (got < userNamespaceUIDMin || got >= userNamespaceIDs):
+				t.Errorf("runAsUser %d, want within [%d, %d), what the pod's user namespace maps", got, userNamespaceUIDMin, userNamespaceIDs)
+			}
+		})
+	}
+	// Consecutive uids the queue hands out stay apart inside, as they do outside.
+	cfg := config.Default()
+	cfg.HostUsers = ptr.To(false)
+	seen := map[int64]bool{}
+	for uid := cfg.RunUIDMin; uid < cfg.RunUIDMin+1000; uid++ {
+		seen[podUID(cfg, uid)] = true
+	}
+	if len(seen) != 1000 {
+		t.Errorf("1000 consecutive run uids give %d uids inside a user namespace", len(seen))
+	}
+}

@@ -458,8 +458,13 @@ func expectDecisionStays(t *testing.T, u *userNamespaces, on bool) {
 func expectHostUsers(t *testing.T, op *operator, name string, want *bool) *batchv1.Job {
 	t.Helper()
 	job := waitForJob(t, op.create(t, op.newRun(name, "print(1)")))
-	if got := job.Spec.Template.Spec.HostUsers; !ptr.Equal(got, want) {
+	pod := job.Spec.Template.Spec
+	if got := pod.HostUsers; !ptr.Equal(got, want) {
 		t.Errorf("run %s: hostUsers %s, want %s", name, ptrText(got), ptrText(want))
+	}
+	// In its own user namespace, a pod can run only as the ids that namespace maps.
+	if uid := *pod.SecurityContext.RunAsUser; ptr.Equal(want, ptr.To(false)) && uid >= userNamespaceIDs {
+		t.Errorf("run %s: runAsUser %d with hostUsers false, want below %d", name, uid, userNamespaceIDs)
 	}
 	return job
 }
