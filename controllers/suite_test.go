@@ -137,8 +137,10 @@ func runOperatorWith(t *testing.T, cfg config.Config, namespace string, configur
 	t.Helper()
 	running := goleak.IgnoreCurrent()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:     testScheme,
-		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}}},
+		Scheme: testScheme,
+		// Nodes trimmed as cmd/main.go trims them.
+		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}},
+			ByObject: map[client.Object]cache.ByObject{&corev1.Node{}: {Transform: TrimNode}}},
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
