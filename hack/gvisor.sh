@@ -100,6 +100,9 @@ gvisor_build() {
 # gvisor_runsc_toml [STATE_DIR] [RUNSC]: the shim's options file (runsc.toml). binary_name is
 # the runsc the shim runs; root is where runsc keeps its containers' state (the shim's default
 # is /run/containerd/runsc); [runsc_config] holds runsc's global flags without their dashes.
+# Teardown: with network = 'none' runsc bind-mounts an empty network namespace at
+# STATE_DIR/<containerd namespace>/null-netns (k8s.io for the CRI); unmount it before removing
+# STATE_DIR.
 gvisor_runsc_toml() {
 	local state="${1:-}" runsc="${2:-$GVISOR_DIR/runsc}"
 	echo "# containerd-shim-runsc-v1's options for coderun's runsc handler (written by hack/gvisor.sh)."
