@@ -629,6 +629,8 @@ func TestRefusedValues(t *testing.T) {
 		{"negative pool", []string{"--set", "pool.replicas=-1"}, []string{"pool.replicas"}},
 		{"pool cpu request not a quantity", []string{"--set", "pool.cpuRequest=some"}, []string{"pool.cpuRequest"}},
 		{"members that never wait", []string{"--set", "pool.maxIdleSeconds=0"}, []string{"pool.maxIdleSeconds"}},
+		// Auto is null, not a word.
+		{"hostUsers auto", []string{"--set", "runs.hostUsers=auto"}, []string{"/runs/hostUsers", "want null or boolean"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
