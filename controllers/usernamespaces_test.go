@@ -281,9 +281,11 @@ func TestUserNamespacesNodeSelector(t *testing.T) {
 
 	all := usernsConfig()
 	all.NodeSelector = mine
-	opAll, stop := runOperator(t, all, ns)
-	t.Cleanup(stop)
+	opAll, stopAll := runOperator(t, all, ns)
+	t.Cleanup(stopAll)
 	expectHostUsers(t, opAll, "both-nodes", nil)
+	// One operator at a time: each checks that it leaves no goroutine behind.
+	stopAll()
 
 	only := usernsConfig()
 	only.NodeSelector = sandbox
@@ -369,7 +371,7 @@ func TestUserNamespacesRecyclePoolMembers(t *testing.T) {
 	mine := map[string]string{"coderun.test/nodes": ns}
 	cfg := usernsConfig()
 	cfg.NodeSelector = mine
-	op, stop := runOperator(t, cfg, ns)
+	_, stop := runOperator(t, cfg, ns)
 	t.Cleanup(stop)
 	pool := &execv1alpha1.CodeRunPool{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "python"},
 		Spec: execv1alpha1.CodeRunPoolSpec{Replicas: ptr.To[int32](2)}}
@@ -392,7 +394,6 @@ func TestUserNamespacesRecyclePoolMembers(t *testing.T) {
 			t.Errorf("member %s, built with user namespaces, is still there", name)
 		}
 	}
-	_ = op
 }
 
 // createNode creates the node b describes, writes its status as its kubelet would, and
