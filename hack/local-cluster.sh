@@ -255,7 +255,10 @@ import_images() {
 		log "loading $img into the node's containerd"
 		mkdir -p "$CLUSTER_DIR/images"
 		tidy_buildah "${BUILDAH[@]}" push --quiet "$img" "docker-archive:$CLUSTER_DIR/images/load.tar:$img" >/dev/null
-		ctr_k8s images import --no-unpack=false "$CLUSTER_DIR/images/load.tar" >/dev/null
+		# containerd 2.2+ warns on every call that cgroup v1 is deprecated (see lib.sh); keep
+		# any other message.
+		ctr_k8s images import --no-unpack=false "$CLUSTER_DIR/images/load.tar" 2>&1 >/dev/null |
+			{ grep -v 'DEPRECATION: The support for cgroup v1' || true; } >&2
 		rm -f "$CLUSTER_DIR/images/load.tar"
 		# dev-deploy.sh puts the id on the Deployments' pods, so a new image under the same
 		# tag rolls them.
