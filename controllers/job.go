@@ -34,8 +34,11 @@ const (
 	// userNamespaceIDs is how many uids and gids a pod in a user namespace of its own has,
 	// 0 to 65535: what the kubelet maps by default (userNamespaces.idsPerPod).
 	userNamespaceIDs = 65536
-	// userNamespaceUIDMin is the lowest uid a run gets in its own user namespace.
-	userNamespaceUIDMin = 1000
+	// userNamespaceUIDMin and userNamespaceUIDEnd bound the uids runs get in their own
+	// user namespace: clear of system users, the image's runner user (65532), nobody
+	// (65534) and the pause image's 65535.
+	userNamespaceUIDMin = 10000
+	userNamespaceUIDEnd = 60000
 )
 
 // maxJobNameLength keeps Job names valid as label values (the Job controller labels pods
@@ -126,14 +129,14 @@ type podShape struct {
 // podUID is the uid (and gid) that a run pod given uid runs as. In a user namespace of its
 // own (hostUsers: false) a pod has only the ids below userNamespaceIDs, and one that runs as
 // a uid from runUIDMin's range above them cannot even start its sandbox (runc: "unable to
-// setup user: setgroups: invalid argument"): the uid is folded into userNamespaceUIDMin and
-// up there. Every such pod's ids map to host ids of its own, so runs stay apart on the node
-// (and in RLIMIT_NPROC) even when two of them share a uid inside.
+// setup user: setgroups: invalid argument"): the uid is folded into [userNamespaceUIDMin,
+// userNamespaceUIDEnd) there. Every such pod's ids map to host ids of its own, so runs stay
+// apart on the node (and in RLIMIT_NPROC) even when two of them share a uid inside.
 func podUID(cfg config.Config, uid int64) int64 {
 	if cfg.HostUsers == nil || *cfg.HostUsers || uid < userNamespaceIDs {
 		return uid
 	}
-	return userNamespaceUIDMin + uid%(userNamespaceIDs-userNamespaceUIDMin)
+	return userNamespaceUIDMin + uid%(userNamespaceUIDEnd-userNamespaceUIDMin)
 }
 
 // lockedDownJobSpec returns the spec of a Job that runs one program in one locked-down pod.

@@ -119,7 +119,8 @@ func TestPreferredUIDIsStableAndInRange(t *testing.T) {
 }
 
 // TestRunUIDInAUserNamespace: a run pod in a user namespace of its own runs as a uid that
-// namespace maps (below 65536, not a system user's), with member pods alike; in the host's
+// namespace maps (below 65536; not a system user's, the image's or nobody's), with member
+// pods alike; in the host's
 // user namespace, and for a configured range that fits, it keeps the uid the queue chose.
 func TestRunUIDInAUserNamespace(t *testing.T) {
 	run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns", UID: types.UID("u-1")}, Spec: execv1alpha1.CodeRunSpec{Source: "print(1)"}}
@@ -133,12 +134,14 @@ func TestRunUIDInAUserNamespace(t *testing.T) {
 		hostUsers *bool
 		runUIDMin int64
 		uid       int64
-		want      int64 // 0: in [userNamespaceUIDMin, userNamespaceIDs)
+		want      int64 // 0: in [userNamespaceUIDMin, userNamespaceUIDEnd)
 	}{
 		{"host user namespace (unset)", nil, 200000, 200123, 200123},
 		{"host user namespace (true)", ptr.To(true), 200000, 200123, 200123},
 		{"own user namespace", ptr.To(false), 200000, 200123, 0},
 		{"own user namespace, top of the range", ptr.To(false), 200000, 299999, 0},
+		// 1000 + uid mod 64536 would give 65532, the runner image's own user.
+		{"own user namespace, clear of the image's user", ptr.To(false), 200000, 258140, 0},
 		{"own user namespace, a range that fits", ptr.To(false), 10000, 10042, 10042},
 	}
 	for _, tc := range cases {
@@ -154,8 +157,8 @@ func TestRunUIDInAUserNamespace(t *testing.T) {
 				t.Errorf("runAsGroup %d, runAsUser %d: want the same", cold[1], got)
 			case tc.want != 0 && got != tc.want:
 				t.Errorf("runAsUser %d, want %d", got, tc.want)
-			case tc.want == 0 && (got < userNamespaceUIDMin || got >= userNamespaceIDs):
-				t.Errorf("runAsUser %d, want within [%d, %d), what the pod's user namespace maps", got, userNamespaceUIDMin, userNamespaceIDs)
+			case tc.want == 0 && (got < userNamespaceUIDMin || got >= userNamespaceUIDEnd || got >= userNamespaceIDs):
+				t.Errorf("runAsUser %d, want within [%d, %d), which the pod's user namespace maps", got, userNamespaceUIDMin, userNamespaceUIDEnd)
 			}
 		})
 	}
