@@ -196,7 +196,8 @@ start_containerd() {
 	handlers="$(runtime_handlers)"
 	# Config version 3 (containerd 2.x; 2.4 migrates it to its own version 4 in memory).
 	# Everything stays under $d except the shim sockets, which containerd 2 always puts in
-	# /run/containerd/s (HOST_PATHS).
+	# /run/containerd/s (HOST_PATHS): temp is where it mounts idmapped views of the image
+	# layers for pods in user namespaces, runc's Root its containers' state.
 	write_if_changed "$d/config.toml" <<-EOF
 		version = 3
 		root = '$d/root'
