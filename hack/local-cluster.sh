@@ -316,6 +316,10 @@ start_controllers() {
 
 # ---- node ----------------------------------------------------------------------------------
 
+# User namespaces need nothing here: kubelet 1.37 has them on (GA) and, with no `kubelet` user
+# in /etc/passwd (so no /etc/subuid entry to read with getsubids), gives each pod with
+# hostUsers: false 65536 ids of its own from its default range (host ids 65536 up to 2^32,
+# userNamespaces.idsPerPod left at 65536). So no host file to add, and none to restore.
 start_kubelet() {
 	local d="$CLUSTER_DIR/kubelet"
 	mkdir -p "$d/root" "$d/volume-plugins"
