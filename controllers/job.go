@@ -35,10 +35,9 @@ const (
 	// 0 to 65535: what the kubelet maps by default (userNamespaces.idsPerPod).
 	userNamespaceIDs = 65536
 	// userNamespaceUIDMin and userNamespaceUIDEnd bound the uids runs get in their own
-	// user namespace: clear of system users, the image's runner user (65532), nobody
-	// (65534) and the pause image's 65535.
-	userNamespaceUIDMin = 10000
-	userNamespaceUIDEnd = 60000
+	// user namespace.
+	userNamespaceUIDMin = execv1alpha1.UserNamespaceRunUIDMin
+	userNamespaceUIDEnd = execv1alpha1.UserNamespaceRunUIDEnd
 )
 
 // maxJobNameLength keeps Job names valid as label values (the Job controller labels pods

@@ -65,3 +65,12 @@ const (
 	MinCPU = "10m"
 	MaxCPU = "64"
 )
+
+// UserNamespaceRunUIDMin and UserNamespaceRunUIDEnd bound the uids of run pods in a user
+// namespace of their own (hostUsers: false), where a pod has only the ids 0 to 65535: the
+// operator folds its run uids into this range there, clear of system users, the runner
+// image's user (65532), nobody (65534) and the pause image's 65535.
+const (
+	UserNamespaceRunUIDMin = 10000
+	UserNamespaceRunUIDEnd = 60000
+)

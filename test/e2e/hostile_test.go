@@ -28,11 +28,13 @@ def sigqueue(sig):
     if libc.syscall(RT_SIGQUEUEINFO, 1, sig, info) != 0:
         raise OSError(ctypes.get_errno(), "rt_sigqueueinfo")
 
-def fill(path):
-    with open(path, "wb") as f:
-        while True:
-            f.write(b"x" * (1 << 20))
-            f.flush()
+def fill(dir):
+    # In files of 4 MiB: one file would meet the file size limit before /tmp is full.
+    for i in range(1 << 20):
+        with open(os.path.join(dir, "fill%d" % i), "wb") as f:
+            for _ in range(4):
+                f.write(b"x" * (1 << 20))
+                f.flush()
 
 def attempt(name, f):
     try:
@@ -51,7 +53,7 @@ print("signalled the runner with all 64 signals, twice each")
 attempt("runner's RLIMIT_NOFILE", lambda: resource.prlimit(1, resource.RLIMIT_NOFILE, (0, 0)))
 attempt("runner's nice", lambda: os.setpriority(os.PRIO_PROCESS, 1, 19))
 attempt("runner's oom_score_adj", lambda: open("/proc/1/oom_score_adj", "w").write("1000"))
-attempt("fill /tmp", lambda: fill("/tmp/fill"))
+attempt("fill /tmp", lambda: fill("/tmp"))
 raise SystemExit(3)
 `
 
@@ -93,14 +95,15 @@ func TestMemoryHogInManyProcesses(t *testing.T) {
 		t.Run(pathName(path), func(t *testing.T) {
 			t.Parallel()
 			run := runOnPath(t, "memory-hog-processes", execv1alpha1.CodeRunSpec{
-				Source: `import os, time
+				Source: `import errno, os, time
 try:
-    with open("/tmp/fill", "wb") as f:
-        while True:
-            f.write(b"x" * (1 << 20))
-            f.flush()
-except OSError:
-    print("/tmp full", flush=True)
+    for i in range(1 << 20):
+        with open("/tmp/fill%d" % i, "wb") as f:
+            for _ in range(4):
+                f.write(b"x" * (1 << 20))
+                f.flush()
+except OSError as e:
+    print("/tmp full:", errno.errorcode[e.errno], flush=True)
 for _ in range(4):
     os.fork()
 chunks = []
@@ -112,8 +115,8 @@ print("survived")
 				Limits: execv1alpha1.Limits{Memory: ptr.To(resource.MustParse("64Mi")), TimeoutSeconds: ptr.To(limitTimeout(t, path))},
 			}, path)
 			expectEnd(t, run, execv1alpha1.PhaseFailed, execv1alpha1.ReasonMemoryLimitExceeded, nil)
-			if res := run.Status.Result; !strings.HasPrefix(res.Output, "/tmp full\n") || strings.Count(res.Output, "survived") == 16 {
-				t.Errorf("output %q: want /tmp full, and not every process to survive", res.Output)
+			if res := run.Status.Result; !strings.HasPrefix(res.Output, "/tmp full: ENOSPC\n") || strings.Count(res.Output, "survived") == 16 {
+				t.Errorf("output %q: want /tmp full (ENOSPC), and not every process to survive", res.Output)
 			}
 			expectHealthyNodes(t)
 			expectNextRunWorks(t)

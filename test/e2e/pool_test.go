@@ -316,10 +316,11 @@ func TestIdleMemberLockedDownLikeColdRun(t *testing.T) {
 	delete(mc.Resources.Limits, corev1.ResourceCPU)
 	delete(cc.Resources.Limits, corev1.ResourceCPU)
 	// Each run and member has a uid of its own, in the operator's range.
+	lo, hi := runUIDs(t)
 	for _, p := range []*corev1.PodSpec{m, c} {
 		sc := p.SecurityContext
 		if sc == nil || sc.RunAsUser == nil || sc.RunAsGroup == nil || *sc.RunAsUser != *sc.RunAsGroup ||
-			*sc.RunAsUser < operatorConfig.RunUIDMin || *sc.RunAsUser >= operatorConfig.RunUIDMin+operatorConfig.RunUIDCount {
+			*sc.RunAsUser < lo || *sc.RunAsUser >= hi {
 			t.Errorf("pod security context %+v: want runAsUser = runAsGroup in the operator's run uids", sc)
 			continue
 		}
@@ -356,8 +357,8 @@ func expectLockedDown(t *testing.T, p *corev1.PodSpec, shape execv1alpha1.Limits
 		t.Errorf("dnsPolicy %s, dnsConfig %+v: want None with only 127.0.0.1", p.DNSPolicy, p.DNSConfig)
 	case p.HostNetwork || p.HostPID || p.HostIPC || (p.ShareProcessNamespace != nil && *p.ShareProcessNamespace):
 		t.Errorf("host namespaces: network %t, pid %t, ipc %t, shared process namespace %v", p.HostNetwork, p.HostPID, p.HostIPC, ptrString(p.ShareProcessNamespace))
-	case !equalPtr(p.HostUsers, operatorConfig.HostUsers):
-		t.Errorf("hostUsers %v, want the operator's %v", ptrString(p.HostUsers), ptrString(operatorConfig.HostUsers))
+	case !equalPtr(p.HostUsers, wantHostUsers(t)):
+		t.Errorf("hostUsers %v, want %v (the operator's configuration: %v)", ptrString(p.HostUsers), ptrString(wantHostUsers(t)), ptrString(operatorConfig.HostUsers))
 	case operatorConfig.RuntimeClassName != "" && (p.RuntimeClassName == nil || *p.RuntimeClassName != operatorConfig.RuntimeClassName):
 		t.Errorf("runtimeClassName %v, want %s", ptrString(p.RuntimeClassName), operatorConfig.RuntimeClassName)
 	case psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:

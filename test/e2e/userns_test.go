@@ -17,6 +17,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 )
@@ -78,10 +81,50 @@ func hostID(maps []idMapping, id int64) (int64, bool) {
 	return 0, false
 }
 
-// nodesSupportUserNamespaces reports whether every node says that its default runtime
-// handler supports user namespaces (status.runtimeHandlers[name=""].features.userNamespaces).
+// wantHostUsers is the hostUsers the operator gives run pods: its configuration's when set;
+// in auto mode (unset), false where every node supports user namespaces for the run pods'
+// runtime handler, else unset. (The operator also leaves out nodes that run pods cannot
+// land on; the suite's clusters have none.)
+func wantHostUsers(t *testing.T) *bool {
+	t.Helper()
+	if operatorConfig.HostUsers != nil {
+		return operatorConfig.HostUsers
+	}
+	if ok, _ := nodesSupportUserNamespaces(t); ok {
+		return ptr.To(false)
+	}
+	return nil
+}
+
+// runUIDs bounds the uids of run pods: the operator's range, folded below 65536 in a user
+// namespace of the pod's own.
+func runUIDs(t *testing.T) (lo, hi int64) {
+	t.Helper()
+	if h := wantHostUsers(t); h != nil && !*h {
+		return execv1alpha1.UserNamespaceRunUIDMin, execv1alpha1.UserNamespaceRunUIDEnd
+	}
+	return operatorConfig.RunUIDMin, operatorConfig.RunUIDMin + operatorConfig.RunUIDCount
+}
+
+// runtimeHandler is the runtime handler of run pods: the default one, named "" in a node's
+// status, or the handler of the operator's RuntimeClass.
+func runtimeHandler(t *testing.T) string {
+	t.Helper()
+	if operatorConfig.RuntimeClassName == "" {
+		return ""
+	}
+	var rc nodev1.RuntimeClass
+	if err := k8s.Get(context.Background(), client.ObjectKey{Name: operatorConfig.RuntimeClassName}, &rc); err != nil {
+		t.Fatalf("reading RuntimeClass %s: %v", operatorConfig.RuntimeClassName, err)
+	}
+	return rc.Handler
+}
+
+// nodesSupportUserNamespaces reports whether every node says that the run pods' runtime
+// handler supports user namespaces (status.runtimeHandlers[].features.userNamespaces).
 func nodesSupportUserNamespaces(t *testing.T) (bool, string) {
 	t.Helper()
+	handler := runtimeHandler(t)
 	var nodes corev1.NodeList
 	if err := k8s.List(context.Background(), &nodes); err != nil {
 		t.Fatalf("listing nodes: %v", err)
@@ -91,7 +134,7 @@ func nodesSupportUserNamespaces(t *testing.T) (bool, string) {
 	for _, n := range nodes.Items {
 		supported := false
 		for _, h := range n.Status.RuntimeHandlers {
-			if h.Name == "" && h.Features != nil && h.Features.UserNamespaces != nil && *h.Features.UserNamespaces {
+			if h.Name == handler && h.Features != nil && h.Features.UserNamespaces != nil && *h.Features.UserNamespaces {
 				supported = true
 			}
 		}
