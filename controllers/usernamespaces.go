@@ -127,6 +127,12 @@ func (u *userNamespaces) evaluate(ctx context.Context) (on, changed bool, err er
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if why == noNodeForRuns && u.decided && !u.noRuntimeClass {
+		// No node can take run pods right now (a single node's kubelet is NotReady for a
+		// moment): nothing says the nodes changed, and flipping would only replace every
+		// idle pool member twice. The last decision stands until a node is back.
+		on, why = u.on, noNodeForRuns+"; keeping the last decision until one does"
+	}
 	changed = u.decided && u.on != on
 	if !u.decided || u.on != on {
 		u.record(on, why)
@@ -166,6 +172,9 @@ func (u *userNamespaces) runtimeHandler(ctx context.Context) (criHandler, why st
 	return rc.Handler, "", nil
 }
 
+// noNodeForRuns is decideUserNamespaces' why when no node can take run pods.
+const noNodeForRuns = "no Ready, schedulable node matches the runs' nodeSelector and tolerations"
+
 // decideUserNamespaces is the auto decision: on when at least one node can take run pods
 // and each of them reports user namespace support for criHandler; why says which node
 // lacks it, or what the decision rests on.
@@ -184,7 +193,7 @@ func decideUserNamespaces(nodes []corev1.Node, criHandler string, cfg config.Con
 	slices.Sort(lacking)
 	switch {
 	case len(eligible) == 0:
-		return false, "no Ready, schedulable node matches the runs' nodeSelector and tolerations"
+		return false, noNodeForRuns
 	case len(lacking) == 1:
 		return false, fmt.Sprintf("node %s does not report user namespace support for %s", lacking[0], handlerName(criHandler))
 	case len(lacking) > 1:

@@ -260,13 +260,47 @@ func TestUserNamespacesFollowTheNodes(t *testing.T) {
 	setRuntimeHandlers(t, b, nil)
 	expectDecisionStays(t, u, true)
 
-	// Deleting the last node turns it off.
+	// a goes NotReady for a moment, and b takes no run pods: no node can take them now, and
+	// the last decision stands (flipping would replace every idle pool member, twice).
+	setReady(t, a, corev1.ConditionFalse)
+	expectDecisionStays(t, u, true)
+	if _, _, why := u.decision(); !strings.Contains(why, "keeping the last decision") {
+		t.Errorf("reason %q while no node takes run pods, want it to say the last decision is kept", why)
+	}
+	setReady(t, a, corev1.ConditionTrue)
+
+	// A node without support that can take run pods turns it off; deleting the nodes then
+	// keeps that.
+	b.Spec.Unschedulable = false
+	if err := k8sClient.Update(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	waitForDecision(t, u, false)
 	for _, n := range []*corev1.Node{a, b} {
 		if err := k8sClient.Delete(context.Background(), n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitForDecision(t, u, false)
+	expectDecisionStays(t, u, false)
+}
+
+// setReady writes node's Ready condition as its kubelet would.
+func setReady(t *testing.T, node *corev1.Node, status corev1.ConditionStatus) {
+	t.Helper()
+	err := retryOnConflict(func() error {
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(node), node); err != nil {
+			return err
+		}
+		for i := range node.Status.Conditions {
+			if node.Status.Conditions[i].Type == corev1.NodeReady {
+				node.Status.Conditions[i].Status = status
+			}
+		}
+		return k8sClient.Status().Update(context.Background(), node)
+	})
+	if err != nil {
+		t.Fatalf("writing the Ready condition of node %s: %v", node.Name, err)
+	}
 }
 
 // TestUserNamespacesNodeSelector: an operator whose nodeSelector leaves out the node
