@@ -177,6 +177,7 @@ runtime-binaries: ## Build the node's containerd 2 and runc from the Go module p
 dev: kube-binaries helm ## Start the local cluster, build and load the images, install the chart and leave it running.
 	hack/host-tools.sh
 	hack/runtime-binaries.sh
+	hack/gvisor.sh
 	hack/local-cluster.sh up
 	hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
 	HELM=$(HELM) hack/dev-deploy.sh
@@ -200,6 +201,10 @@ test-e2e: dev ## Run the end-to-end suites (test/e2e, then the page in Chromium)
 		E2E_POSTGRES_IMAGE=localhost/coderun-e2e-postgres:$(IMG_TAG) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
 	hack/host-tools.sh chromium
 	cd web && BASE_URL=http://127.0.0.1:$(DEV_WEB_PORT) ARTIFACTS_DIR=$(CURDIR)/test/artifacts/browser npm run test:browser
+
+.PHONY: test-e2e-gvisor
+test-e2e-gvisor: dev ## Run the e2e suite (but the chart's own install, upgrade and failover tests) with run pods under gVisor, then move them back to runc.
+	HELM=$(HELM) hack/e2e-gvisor.sh
 
 .PHONY: bench
 bench: dev ## Time cold and warm runs, /execute and a burst against plain Jobs and pods on the local cluster (BENCH_N, BENCH_ARGS).

@@ -3,8 +3,9 @@
 # of charts/coderun, release coderun in coderun-system, with hack/dev-values.yaml (the
 # images make images built, limits for a 2-core node). Restarts the Deployments when
 # `make dev` loaded new images under the same tags, waits until everything is ready, and
-# keeps a port-forward to the front service on 127.0.0.1.
-#   HELM=bin/helm-<version> hack/dev-deploy.sh
+# keeps a port-forward to the front service on 127.0.0.1. DEV_HELM_SET adds chart values for
+# this deployment only (helm --set syntax; hack/e2e-gvisor.sh moves the runs to gVisor so).
+#   HELM=bin/helm-<version> [DEV_HELM_SET=key=value,...] hack/dev-deploy.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_PREFIX=dev-deploy
@@ -52,10 +53,11 @@ for c in operator front; do
 		log "a new $c image was loaded; Helm restarts the $c Deployment"
 	fi
 done
-log "helm upgrade --install coderun charts/coderun (values: hack/dev-values.yaml, image tag $IMG_TAG)"
+log "helm upgrade --install coderun charts/coderun (values: hack/dev-values.yaml, image tag $IMG_TAG${DEV_HELM_SET:+, $DEV_HELM_SET})"
 "$helm" --kubeconfig "$KUBECONFIG_FILE" upgrade --install coderun "$ROOT/charts/coderun" \
 	--namespace coderun-system --create-namespace --values "$ROOT/hack/dev-values.yaml" \
-	--values "$CLUSTER_DIR/local-values.yaml" --set image.tag="$IMG_TAG" >/dev/null
+	--values "$CLUSTER_DIR/local-values.yaml" --set image.tag="$IMG_TAG" \
+	${DEV_HELM_SET:+--set "$DEV_HELM_SET"} >/dev/null
 
 for d in $(kubectl_dev -n coderun-system get deployment -o name); do
 	log "waiting for $d"

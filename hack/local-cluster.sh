@@ -13,6 +13,7 @@
 # other interfaces, and pods can reach nothing off this machine.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/gvisor.sh" # GVISOR_DIR, gvisor_runsc_toml (runs nothing)
 LOG_PREFIX=local-cluster
 
 PKI="$CLUSTER_DIR/pki"
@@ -176,15 +177,30 @@ runtime_handler() {
 }
 
 # runtime_handlers: runc (the default handler, "") runs every pod unless its RuntimeClass names
-# another handler. Another runtime is one more call, e.g. gVisor's runsc:
-#   runtime_handler runsc io.containerd.runsc.v1 "$ROOT/bin/gvisor/.../containerd-shim-runsc-v1" \
-#     "TypeUrl = 'io.containerd.runsc.v1.options'" "ConfigPath = '$CLUSTER_DIR/containerd/runsc.toml'"
-# (and a RuntimeClass whose handler is runsc).
+# another handler; runsc (gVisor, RuntimeClass gvisor: hack/gvisor-runtimeclass.yaml) runs the
+# pods that ask for it, when hack/gvisor.sh has built it (make dev does).
 runtime_handlers() {
 	runtime_handler runc io.containerd.runc.v2 "$CONTAINERD_BIN_DIR/containerd-shim-runc-v2" \
 		"BinaryName = '$RUNC_BIN_DIR/runc'" \
 		"Root = '$CLUSTER_DIR/containerd/runc'" \
 		"SystemdCgroup = false"
+	if gvisor_built; then
+		# runsc keeps its state (and, with network = 'none', a null-netns mount that `down`
+		# unmounts with everything under the cluster folder) under the cluster folder too.
+		gvisor_runsc_toml "$CLUSTER_DIR/containerd/runsc" | write_if_changed "$CLUSTER_DIR/containerd/runsc.toml"
+		runtime_handler runsc io.containerd.runsc.v1 "$GVISOR_DIR/containerd-shim-runsc-v1" \
+			"TypeUrl = 'io.containerd.runsc.v1.options'" \
+			"ConfigPath = '$CLUSTER_DIR/containerd/runsc.toml'"
+	fi
+}
+
+gvisor_built() { [ -x "$GVISOR_DIR/runsc" ] && [ -x "$GVISOR_DIR/containerd-shim-runsc-v1" ]; }
+
+# gvisor_runtimeclass registers RuntimeClass gvisor when the node has the runsc handler.
+gvisor_runtimeclass() {
+	gvisor_built || return 0
+	kubectl_dev apply -f "$ROOT/hack/gvisor-runtimeclass.yaml" >/dev/null
+	log "RuntimeClass gvisor (runsc $GVISOR_VERSION) registered"
 }
 
 # start_containerd runs containerd 2 and runc built by hack/runtime-binaries.sh, not Debian's
@@ -425,6 +441,7 @@ up() {
 	wait_for "kube-proxy rules" 60 kube_proxy_synced
 	ensure_first_jumps
 	wait_for "default ServiceAccount" 60 kubectl_dev -n default get serviceaccount default
+	gvisor_runtimeclass
 	check_listeners
 	log "cluster up in $((SECONDS - start))s; export KUBECONFIG=${KUBECONFIG_FILE}"
 }
