@@ -17,6 +17,9 @@
 //     the goals of 150 ms and 250 ms; the answer's CodeRun must have taken the warm path;
 //   - the floor: the runner's own wall time for print(1) in a warm member (the runs'
 //     status.result.wallTime) and what the warm paths add to it;
+//   - for information, the same plain Job under -runtime-class (gvisor, when the cluster has
+//     that RuntimeClass: make dev registers it): what gVisor adds to a cold start, side by
+//     side with runc in the same iterations;
 //   - a burst of -burst /execute requests from -clients concurrent clients: runs/s,
 //     errors, lost requests and how many went warm or cold, next to the node's raw pod
 //     churn measured in the same run: as many plain pods running print(1) in the runner
@@ -53,6 +56,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -93,6 +97,7 @@ type options struct {
 	goal                         float64
 	warmP50, warmP90             time.Duration
 	churnGoal                    float64
+	runtimeClass                 string
 }
 
 func main() {
@@ -112,6 +117,7 @@ func main() {
 	flag.DurationVar(&o.warmP50, "warm-p50", 150*time.Millisecond, "goal: largest acceptable p50 of warm /execute")
 	flag.DurationVar(&o.warmP90, "warm-p90", 250*time.Millisecond, "goal: largest acceptable p90 of warm /execute")
 	flag.Float64Var(&o.churnGoal, "churn-goal", 0.8, "goal: smallest acceptable burst runs/s as a fraction of the plain pods/s")
+	flag.StringVar(&o.runtimeClass, "runtime-class", "gvisor", "RuntimeClass to time the plain Job under as well, for information; skipped when the cluster has none of that name, or empty")
 	flag.Parse()
 	if o.n < 10 || o.warmup < 0 || o.burst < 0 || o.clients < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -n must be at least 10, -warmup and -burst at least 0, -clients at least 1")
@@ -176,6 +182,9 @@ func run(ctx context.Context, o options) error {
 	if err := b.readPool(ctx); err != nil {
 		return err
 	}
+	if err := b.checkRuntimeClass(ctx); err != nil {
+		return err
+	}
 	defer b.cleanup()
 	if err := b.prepareNamespace(ctx); err != nil {
 		return err
@@ -215,12 +224,15 @@ func (b *bench) iterations(ctx context.Context, r *results) error {
 		}
 		counted := i > 0
 		n := i + b.warmup
-		var cells [4]string
+		var cells [5]string
 		steps := []func() error{
 			func() (err error) { cells[0], err = b.stepJob(ctx, n, counted, r); return err },
 			func() (err error) { cells[1], err = b.stepCold(ctx, label, n, counted, r); return err },
 			func() (err error) { cells[2], err = b.stepWarm(ctx, label, n, counted, r); return err },
 			func() (err error) { cells[3], err = b.stepExecute(ctx, label, counted, r); return err },
+		}
+		if b.runtimeClass != "" {
+			steps = append(steps, func() (err error) { cells[4], err = b.stepRuntimeClassJob(ctx, n, counted, r); return err })
 		}
 		// Rotate the order, so that none always runs on a just-busied node or right
 		// after a warm member was taken.
@@ -229,7 +241,7 @@ func (b *bench) iterations(ctx context.Context, r *results) error {
 				return err
 			}
 		}
-		fmt.Printf("%-9s %s\n", label, strings.Join(cells[:], "   "))
+		fmt.Printf("%-9s %s\n", label, strings.Join(slices.DeleteFunc(cells[:], func(c string) bool { return c == "" }), "   "))
 	}
 	return nil
 }
@@ -237,8 +249,10 @@ func (b *bench) iterations(ctx context.Context, r *results) error {
 // results holds every measurement of a run of the benchmark.
 type results struct {
 	job, ended, cold, warm, execute series
-	churn                           *churnResult
-	burst                           *burstResult
+	// runtimeClassJob is the plain Job under -runtime-class.
+	runtimeClassJob series
+	churn           *churnResult
+	burst           *burstResult
 }
 
 // series is one kind of measurement: the times of the samples that count, the runner's
@@ -255,7 +269,7 @@ func (s *series) add(took, wall time.Duration) {
 }
 
 func (b *bench) stepJob(ctx context.Context, n int, counted bool, r *results) (string, error) {
-	jobTime, exitTime, err := b.timeJob(ctx, n)
+	jobTime, exitTime, err := b.timeJob(ctx, fmt.Sprintf("bench-%d", n), "")
 	if err != nil {
 		return "", err
 	}
@@ -264,6 +278,35 @@ func (b *bench) stepJob(ctx context.Context, n int, counted bool, r *results) (s
 		r.ended.add(exitTime, 0)
 	}
 	return fmt.Sprintf("job %6.3fs (ended %6.3fs)", jobTime.Seconds(), exitTime.Seconds()), nil
+}
+
+func (b *bench) stepRuntimeClassJob(ctx context.Context, n int, counted bool, r *results) (string, error) {
+	jobTime, _, err := b.timeJob(ctx, fmt.Sprintf("bench-%s-%d", b.runtimeClass, n), b.runtimeClass)
+	if err != nil {
+		return "", err
+	}
+	if counted {
+		r.runtimeClassJob.add(jobTime, 0)
+	}
+	return fmt.Sprintf("%s job %6.3fs", b.runtimeClass, jobTime.Seconds()), nil
+}
+
+// checkRuntimeClass turns the -runtime-class measurement off when the cluster has no such
+// RuntimeClass.
+func (b *bench) checkRuntimeClass(ctx context.Context) error {
+	if b.runtimeClass == "" {
+		return nil
+	}
+	err := b.c.Get(ctx, client.ObjectKey{Name: b.runtimeClass}, &nodev1.RuntimeClass{})
+	if apierrors.IsNotFound(err) {
+		fmt.Printf("no RuntimeClass %s: its plain Job is not timed\n", b.runtimeClass)
+		b.runtimeClass = ""
+		return nil
+	}
+	if err == nil {
+		fmt.Printf("each iteration also times the plain Job under RuntimeClass %s\n", b.runtimeClass)
+	}
+	return err
 }
 
 func (b *bench) stepCold(ctx context.Context, label string, n int, counted bool, r *results) (string, error) {
@@ -490,8 +533,9 @@ func forEach(n, workers int, f func(i int)) {
 // timeJob creates the Job `kubectl create job bench-N --image=IMAGE -- python3 -c "print(1)"`
 // would create and returns the time until its pod is Succeeded, and until the pod's status
 // first showed its container ended.
-func (b *bench) timeJob(ctx context.Context, n int) (succeeded, ended time.Duration, err error) {
-	name := fmt.Sprintf("bench-%d", n)
+// timeJob creates the plain Job name running print(1), under runtimeClass unless it is
+// empty, and returns the time until its pod Succeeded and until its container ended.
+func (b *bench) timeJob(ctx context.Context, name, runtimeClass string) (succeeded, ended time.Duration, err error) {
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.benchNamespace},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
@@ -505,6 +549,9 @@ func (b *bench) timeJob(ctx context.Context, n int) (succeeded, ended time.Durat
 				ImagePullPolicy: corev1.PullIfNotPresent,
 			}},
 		}}},
+	}
+	if runtimeClass != "" {
+		job.Spec.Template.Spec.RuntimeClassName = &runtimeClass
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
