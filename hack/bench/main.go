@@ -17,9 +17,10 @@
 //     the goals of 150 ms and 250 ms; the answer's CodeRun must have taken the warm path;
 //   - the floor: the runner's own wall time for print(1) in a warm member (the runs'
 //     status.result.wallTime) and what the warm paths add to it;
-//   - for information, the same plain Job under -runtime-class (gvisor, when the cluster has
-//     that RuntimeClass: make dev registers it): what gVisor adds to a cold start, side by
-//     side with runc in the same iterations;
+//   - for information, after those iterations: the same plain Job under -runtime-class
+//     (gvisor, when the cluster has that RuntimeClass: make dev registers it) and under runc,
+//     alternating, n of each: what gVisor adds to a cold start. A phase of its own, so that
+//     gVisor's heavier sandboxes do not load the node during the measurements above;
 //   - a burst of -burst /execute requests from -clients concurrent clients: runs/s,
 //     errors, lost requests and how many went warm or cold, next to the node's raw pod
 //     churn measured in the same run: as many plain pods running print(1) in the runner
@@ -194,6 +195,11 @@ func run(ctx context.Context, o options) error {
 	if err := b.iterations(ctx, &r); err != nil {
 		return err
 	}
+	if b.runtimeClass != "" {
+		if err := b.runtimeClassJobs(ctx, &r); err != nil {
+			return err
+		}
+	}
 	if o.burst > 0 {
 		if err := b.settle(ctx); err != nil {
 			return err
@@ -224,15 +230,12 @@ func (b *bench) iterations(ctx context.Context, r *results) error {
 		}
 		counted := i > 0
 		n := i + b.warmup
-		var cells [5]string
+		var cells [4]string
 		steps := []func() error{
 			func() (err error) { cells[0], err = b.stepJob(ctx, n, counted, r); return err },
 			func() (err error) { cells[1], err = b.stepCold(ctx, label, n, counted, r); return err },
 			func() (err error) { cells[2], err = b.stepWarm(ctx, label, n, counted, r); return err },
 			func() (err error) { cells[3], err = b.stepExecute(ctx, label, counted, r); return err },
-		}
-		if b.runtimeClass != "" {
-			steps = append(steps, func() (err error) { cells[4], err = b.stepRuntimeClassJob(ctx, n, counted, r); return err })
 		}
 		// Rotate the order, so that none always runs on a just-busied node or right
 		// after a warm member was taken.
@@ -241,7 +244,7 @@ func (b *bench) iterations(ctx context.Context, r *results) error {
 				return err
 			}
 		}
-		fmt.Printf("%-9s %s\n", label, strings.Join(slices.DeleteFunc(cells[:], func(c string) bool { return c == "" }), "   "))
+		fmt.Printf("%-9s %s\n", label, strings.Join(cells[:], "   "))
 	}
 	return nil
 }
@@ -249,10 +252,11 @@ func (b *bench) iterations(ctx context.Context, r *results) error {
 // results holds every measurement of a run of the benchmark.
 type results struct {
 	job, ended, cold, warm, execute series
-	// runtimeClassJob is the plain Job under -runtime-class.
-	runtimeClassJob series
-	churn           *churnResult
-	burst           *burstResult
+	// runtimeClassJob is the plain Job under -runtime-class, and runcJob the plain Job
+	// measured alternately with it.
+	runtimeClassJob, runcJob series
+	churn                    *churnResult
+	burst                    *burstResult
 }
 
 // series is one kind of measurement: the times of the samples that count, the runner's
@@ -280,15 +284,33 @@ func (b *bench) stepJob(ctx context.Context, n int, counted bool, r *results) (s
 	return fmt.Sprintf("job %6.3fs (ended %6.3fs)", jobTime.Seconds(), exitTime.Seconds()), nil
 }
 
-func (b *bench) stepRuntimeClassJob(ctx context.Context, n int, counted bool, r *results) (string, error) {
-	jobTime, _, err := b.timeJob(ctx, fmt.Sprintf("bench-%s-%d", b.runtimeClass, n), b.runtimeClass)
-	if err != nil {
-		return "", err
+// runtimeClassJobs times the plain Job under -runtime-class and under runc, alternately
+// (which first rotates), n of each after a warm-up pair.
+func (b *bench) runtimeClassJobs(ctx context.Context, r *results) error {
+	for i := 1 - b.warmup; i <= b.n; i++ {
+		n := i + b.warmup
+		kinds := []string{b.runtimeClass, ""}
+		if n%2 == 0 {
+			kinds[0], kinds[1] = kinds[1], kinds[0]
+		}
+		var cells []string
+		for _, rc := range kinds {
+			name, into, shown := fmt.Sprintf("bench-%s-%d", b.runtimeClass, n), &r.runtimeClassJob, b.runtimeClass
+			if rc == "" {
+				name, into, shown = fmt.Sprintf("bench-runc-%d", n), &r.runcJob, "runc"
+			}
+			took, _, err := b.timeJob(ctx, name, rc)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				into.add(took, 0)
+			}
+			cells = append(cells, fmt.Sprintf("%s job %6.3fs", shown, took.Seconds()))
+		}
+		fmt.Printf("%-9s %s\n", fmt.Sprintf("[%s %d]", b.runtimeClass, i), strings.Join(cells, "   "))
 	}
-	if counted {
-		r.runtimeClassJob.add(jobTime, 0)
-	}
-	return fmt.Sprintf("%s job %6.3fs", b.runtimeClass, jobTime.Seconds()), nil
+	return nil
 }
 
 // checkRuntimeClass turns the -runtime-class measurement off when the cluster has no such
@@ -304,7 +326,7 @@ func (b *bench) checkRuntimeClass(ctx context.Context) error {
 		return nil
 	}
 	if err == nil {
-		fmt.Printf("each iteration also times the plain Job under RuntimeClass %s\n", b.runtimeClass)
+		fmt.Printf("then %d plain Jobs under RuntimeClass %s, alternating with as many under runc\n", b.n, b.runtimeClass)
 	}
 	return err
 }

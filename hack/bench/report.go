@@ -63,6 +63,7 @@ func (b *bench) report(r *results) {
 	line("  its container ended (pod status)", r.ended.times, 0)
 	if b.runtimeClass != "" {
 		line("plain Job under RuntimeClass "+b.runtimeClass, r.runtimeClassJob.times, 0)
+		line("  and under runc, alternating with it", r.runcJob.times, 0)
 	}
 	line("cold CodeRun (create -> status.result)", r.cold.times, r.cold.errors)
 	line("warm CodeRun (create -> status.result)", r.warm.times, r.warm.errors)
@@ -121,11 +122,11 @@ func (b *bench) goalRows(r *results) []tableRow {
 		endedMed := percentile(r.ended.times, 0.5)
 		rows = append(rows, tableRow{"  cold CodeRun / Job's container ended (info)",
 			fmt.Sprintf("%.2f (%.3fs / %.3fs)", coldMed.Seconds()/endedMed.Seconds(), coldMed.Seconds(), endedMed.Seconds()), info})
-		if len(r.runtimeClassJob.times) > 0 {
-			rcMed := percentile(r.runtimeClassJob.times, 0.5)
-			rows = append(rows, tableRow{"  plain Job under " + b.runtimeClass + " / under runc (info)",
-				fmt.Sprintf("%.2f (%.3fs / %.3fs)", rcMed.Seconds()/jobMed.Seconds(), rcMed.Seconds(), jobMed.Seconds()), info})
-		}
+	}
+	if len(r.runtimeClassJob.times) > 0 && len(r.runcJob.times) > 0 {
+		rcMed, runcMed := percentile(r.runtimeClassJob.times, 0.5), percentile(r.runcJob.times, 0.5)
+		rows = append(rows, tableRow{"plain Job under " + b.runtimeClass + " / under runc (info)",
+			fmt.Sprintf("%.2f (%.3fs / %.3fs)", rcMed.Seconds()/runcMed.Seconds(), rcMed.Seconds(), runcMed.Seconds()), info})
 	}
 	if len(r.execute.times) == 0 {
 		rows = append(rows,
