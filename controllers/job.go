@@ -34,10 +34,6 @@ const (
 	// userNamespaceIDs is how many uids and gids a pod in a user namespace of its own has,
 	// 0 to 65535: what the kubelet maps by default (userNamespaces.idsPerPod).
 	userNamespaceIDs = 65536
-	// userNamespaceUIDMin and userNamespaceUIDEnd bound the uids runs get in their own
-	// user namespace.
-	userNamespaceUIDMin = execv1alpha1.UserNamespaceRunUIDMin
-	userNamespaceUIDEnd = execv1alpha1.UserNamespaceRunUIDEnd
 )
 
 // maxJobNameLength keeps Job names valid as label values (the Job controller labels pods
@@ -128,14 +124,15 @@ type podShape struct {
 // podUID is the uid (and gid) that a run pod given uid runs as. In a user namespace of its
 // own (hostUsers: false) a pod has only the ids below userNamespaceIDs, and one that runs as
 // a uid from runUIDMin's range above them cannot even start its sandbox (runc: "unable to
-// setup user: setgroups: invalid argument"): the uid is folded into [userNamespaceUIDMin,
-// userNamespaceUIDEnd) there. Every such pod's ids map to host ids of its own, so runs stay
+// setup user: setgroups: invalid argument"): the uid is folded into
+// [UserNamespaceRunUIDMin, UserNamespaceRunUIDEnd) there. Every such pod's ids map to host ids of its own, so runs stay
 // apart on the node (and in RLIMIT_NPROC) even when two of them share a uid inside.
 func podUID(cfg config.Config, uid int64) int64 {
 	if cfg.HostUsers == nil || *cfg.HostUsers || uid < userNamespaceIDs {
 		return uid
 	}
-	return userNamespaceUIDMin + uid%(userNamespaceUIDEnd-userNamespaceUIDMin)
+	const lo, end = execv1alpha1.UserNamespaceRunUIDMin, execv1alpha1.UserNamespaceRunUIDEnd
+	return lo + uid%(end-lo)
 }
 
 // lockedDownJobSpec returns the spec of a Job that runs one program in one locked-down pod.
@@ -153,6 +150,7 @@ func lockedDownJobSpec(cfg config.Config, shape podShape, deadlineSeconds int64,
 	}
 	requests := resourceLimits.DeepCopy()
 	requests[corev1.ResourceCPU] = shape.cpuRequest.DeepCopy()
+	uid := podUID(cfg, shape.uid)
 	args := append(slices.Clone(shape.args),
 		"--python="+pythonPath,
 		"--workdir="+scratchDir,
@@ -179,8 +177,8 @@ func lockedDownJobSpec(cfg config.Config, shape podShape, deadlineSeconds int64,
 		HostUsers:             cfg.HostUsers,
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot:       ptr.To(true),
-			RunAsUser:          ptr.To(podUID(cfg, shape.uid)),
-			RunAsGroup:         ptr.To(podUID(cfg, shape.uid)),
+			RunAsUser:          ptr.To(uid),
+			RunAsGroup:         ptr.To(uid),
 			SupplementalGroups: []int64{},
 			SeccompProfile:     &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},

@@ -134,7 +134,7 @@ func TestRunUIDInAUserNamespace(t *testing.T) {
 		hostUsers *bool
 		runUIDMin int64
 		uid       int64
-		want      int64 // 0: in [userNamespaceUIDMin, userNamespaceUIDEnd)
+		want      int64 // 0: in [UserNamespaceRunUIDMin, UserNamespaceRunUIDEnd)
 	}{
 		{"host user namespace (unset)", nil, 200000, 200123, 200123},
 		{"host user namespace (true)", ptr.To(true), 200000, 200123, 200123},
@@ -157,8 +157,8 @@ func TestRunUIDInAUserNamespace(t *testing.T) {
 				t.Errorf("runAsGroup %d, runAsUser %d: want the same", cold[1], got)
 			case tc.want != 0 && got != tc.want:
 				t.Errorf("runAsUser %d, want %d", got, tc.want)
-			case tc.want == 0 && (got < userNamespaceUIDMin || got >= userNamespaceUIDEnd || got >= userNamespaceIDs):
-				t.Errorf("runAsUser %d, want within [%d, %d), which the pod's user namespace maps", got, userNamespaceUIDMin, userNamespaceUIDEnd)
+			case tc.want == 0 && (got < execv1alpha1.UserNamespaceRunUIDMin || got >= execv1alpha1.UserNamespaceRunUIDEnd || got >= userNamespaceIDs):
+				t.Errorf("runAsUser %d, want within [%d, %d), which the pod's user namespace maps", got, execv1alpha1.UserNamespaceRunUIDMin, execv1alpha1.UserNamespaceRunUIDEnd)
 			}
 		})
 	}

@@ -108,9 +108,7 @@ func TestProgramSignalsRunner(t *testing.T) {
 			if want := "before\nafter, runner threads signalled: True\n"; res.report.Output != want {
 				t.Errorf("output %q, want %q (stderr %q)", res.report.Output, want, res.report.Stderr)
 			}
-			if got, err := report.Parse(mustRead(t, path)); err != nil || got != res.report {
-				t.Errorf("the report file holds %+v (%v), want the runner's report", got, err)
-			}
+			expectReportFile(t, path, res)
 			s.checkNoProcessLeft()
 		})
 	}
@@ -234,9 +232,7 @@ func TestProgramCannotHinderRunner(t *testing.T) {
 	if res.report.Output != hinderOutput {
 		t.Errorf("output:\n%s\nwant:\n%s\nstderr: %s", res.report.Output, hinderOutput, res.report.Stderr)
 	}
-	if got, err := report.Parse(mustRead(t, path)); err != nil || got != res.report {
-		t.Errorf("the report file holds %+v (%v), want the runner's report", got, err)
-	}
+	expectReportFile(t, path, res)
 	s.checkNoProcessLeft()
 }
 
@@ -295,9 +291,7 @@ except OSError as e:
 	if want := "full: ENOSPC\nstill full: ENOSPC\n"; res.report.Output != want {
 		t.Errorf("output %q, want %q (stderr %q)", res.report.Output, want, res.report.Stderr)
 	}
-	if got, err := report.Parse(mustRead(t, path)); err != nil || got != res.report {
-		t.Errorf("the report file holds %+v (%v), want the runner's report", got, err)
-	}
+	expectReportFile(t, path, res)
 	s.checkNoProcessLeft()
 }
 

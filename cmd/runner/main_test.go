@@ -790,10 +790,17 @@ print("done")
 	if res.report.Output != "waiting\ndone\n" {
 		t.Errorf("output %q", res.report.Output)
 	}
-	if got, err := report.Parse(mustRead(t, path)); err != nil || got != res.report {
-		t.Errorf("the report file holds %+v (%v), want the runner's report", got, err)
-	}
+	expectReportFile(t, path, res)
 	s.checkNoProcessLeft()
+}
+
+// expectReportFile checks that the report file at path holds exactly the report the runner
+// printed on stdout.
+func expectReportFile(t *testing.T, path string, res result) {
+	t.Helper()
+	if got, err := report.Parse(mustRead(t, path)); err != nil || got != res.report {
+		t.Errorf("the report file holds %+v (%v), want the runner's report %s", got, err, res.stdout)
+	}
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -835,9 +842,7 @@ func TestBadFlags(t *testing.T) {
 			if r.Reason != report.SystemError || !strings.Contains(r.Message, tt.message) || r.Output != "" {
 				t.Errorf("report %s, want a SystemError about %q", res.stdout, tt.message)
 			}
-			if got, err := report.Parse(mustRead(t, path)); err != nil || got != r {
-				t.Errorf("report file: %v", err)
-			}
+			expectReportFile(t, path, res)
 		})
 	}
 }

@@ -27,8 +27,9 @@ import (
 // its flags give (the member's shape).
 //
 // When it runs no program (no request before --idle-timeout, stdin closed, a request
-// incomplete, malformed or outside the shape, SIGTERM before the request arrived), its report is a
-// SystemError marked NotRun: the run may then safely be given to another member or pod.
+// incomplete, malformed or outside the shape, SIGTERM before the request arrived), its
+// report is a SystemError marked NotRun: the run may then safely be given to another
+// member or pod.
 
 // stdinFD is the descriptor the request arrives on.
 const stdinFD = 0

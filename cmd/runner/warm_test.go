@@ -144,9 +144,7 @@ func (m *warmMember) wait() result {
 	t := m.t
 	t.Helper()
 	res := exited(t, m.cmd.Wait(), result{stdout: m.stdout.String(), stderr: m.stderr.String()})
-	if got, err := report.Parse(mustRead(t, m.reportPath)); err != nil || got != res.report {
-		t.Errorf("the report file holds %+v (%v), stdout %s", got, err, res.stdout)
-	}
+	expectReportFile(t, m.reportPath, res)
 	return res
 }
 

@@ -76,9 +76,10 @@ fill /tmp: ENOSPC
 // shows why.
 func TestProgramAttacksRunner(t *testing.T) {
 	t.Parallel()
+	gvisor := underGVisor(t)
 	var signals []int
 	for sig := 1; sig <= 64; sig++ {
-		if underGVisor(t) && (sig == int(syscall.SIGKILL) || sig == int(syscall.SIGSTOP)) {
+		if gvisor && (sig == int(syscall.SIGKILL) || sig == int(syscall.SIGSTOP)) {
 			continue
 		}
 		signals = append(signals, sig)
