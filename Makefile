@@ -210,6 +210,14 @@ test-e2e-gvisor: dev ## Run the e2e suite (but the chart's own install, upgrade 
 bench: dev ## Time cold and warm runs, /execute and a burst against plain Jobs and pods on the local cluster (BENCH_N, BENCH_ARGS).
 	KUBECONFIG=$(DEV_KUBECONFIG) $(GO) run ./hack/bench -n $${BENCH_N:-10} -front http://127.0.0.1:$(DEV_WEB_PORT) $(BENCH_ARGS)
 
+.PHONY: test-faults
+test-faults: dev ## Kill or restart each component (operator, front, PostgreSQL, kube-apiserver, etcd, containerd, kubelet) under a mixed load on the local cluster and print what was lost (minutes).
+	HELM=$(HELM) hack/test-faults.sh
+
+.PHONY: test-scale
+test-scale: kube-binaries ## 10,000 CodeRuns and 10,000 plain Jobs on a separate control plane with 100 kwok nodes: throughput ratio, operator peak RSS, TTL cleanup (minutes).
+	hack/test-scale.sh
+
 ##@ kind (for machines with Docker)
 
 .PHONY: kind-up
