@@ -50,6 +50,25 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+// KeyIDLabel on a CodeRun holds the id of the API key whose request created it (never the
+// key itself), or "anonymous", so that runs can be counted and listed per client.
+const KeyIDLabel = "exec.coderun.dev/key-id"
+
+type keyIDKey struct{}
+
+// WithKeyID returns ctx carrying the id of the API key (or "anonymous") that a request was
+// authenticated as; Run labels its CodeRun with it, and the front scopes submissions and
+// idempotency keys by it.
+func WithKeyID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, keyIDKey{}, id)
+}
+
+// KeyID returns the key id that WithKeyID put in ctx, or "" when there is none (keys off).
+func KeyID(ctx context.Context) string {
+	id, _ := ctx.Value(keyIDKey{}).(string)
+	return id
+}
+
 var (
 	// ErrBoundExceeded: the run had no result when its bound expired. Its CodeRun is deleted.
 	ErrBoundExceeded = errors.New("the run did not finish within its bound")
