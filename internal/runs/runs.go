@@ -6,6 +6,10 @@ package runs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,7 +73,56 @@ func KeyID(ctx context.Context) string {
 	return id
 }
 
+// IdempotencyKeyHashAnnotation on a CodeRun created for an Idempotency-Key holds the hash
+// of its spec (SpecHash), so that a retry with the same key but another program is told
+// apart from a true retry. The key itself is not stored: only the CodeRun's name derives
+// from it, through a hash.
+const IdempotencyKeyHashAnnotation = "exec.coderun.dev/spec-hash"
+
+type idempotencyKeyKey struct{}
+
+// WithIdempotencyKey returns ctx carrying a client's Idempotency-Key: Run then creates the
+// CodeRun under a name derived from the key and the caller (KeyID), joins the one already
+// there when a retry comes, and does not delete it when the client goes away.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idempotencyKeyKey{}, key)
+}
+
+// IdempotencyKey returns the key that WithIdempotencyKey put in ctx, or "" when there is none.
+func IdempotencyKey(ctx context.Context) string {
+	key, _ := ctx.Value(idempotencyKeyKey{}).(string)
+	return key
+}
+
+// nameEncoding spells hashes in a CodeRun name: lowercase letters and digits only, as a
+// name and a label value allow.
+var nameEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NameFor is the name of the CodeRun for an Idempotency-Key of a caller (a KeyID): the same
+// for every retry, different for every other caller or key. 120 bits of a SHA-256 make a
+// collision between two keys of one namespace's lifetime out of the question, and the name
+// (28 characters) is longer than any generated one (NamePrefix and 5), so the two kinds
+// never meet.
+func NameFor(keyID, key string) string {
+	sum := sha256.Sum256([]byte(keyID + "\x00" + key)) // \x00: no pair of strings joins into another's
+	return NamePrefix + nameEncoding.EncodeToString(sum[:15])
+}
+
+// SpecHash is the hash of a spec that IdempotencyKeyHashAnnotation holds: hex SHA-256 of
+// its JSON, which encoding/json writes the same way for equal specs.
+func SpecHash(spec execv1alpha1.CodeRunSpec) (string, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return "", fmt.Errorf("encoding the CodeRun spec: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
 var (
+	// ErrKeyReused: a CodeRun of the same caller and Idempotency-Key exists for another
+	// spec (or was not made by this service).
+	ErrKeyReused = errors.New("the Idempotency-Key was already used for another request")
 	// ErrBoundExceeded: the run had no result when its bound expired. Its CodeRun is deleted.
 	ErrBoundExceeded = errors.New("the run did not finish within its bound")
 	// ErrDeleted: the CodeRun was deleted (by someone else) before it had a result.
@@ -97,8 +150,9 @@ type Client struct {
 	cache     cache.Cache
 	informer  cache.Informer
 
-	mu      sync.Mutex
-	waiters map[string]*waiter
+	mu sync.Mutex
+	// waiters by CodeRun name: several when retries with one Idempotency-Key meet.
+	waiters map[string]map[*waiter]struct{}
 }
 
 // waiter is one request waiting for its CodeRun.
@@ -138,7 +192,7 @@ func New(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, opts Opt
 	}
 	c := &Client{
 		ns: opts.Namespace, retention: opts.Retention, log: opts.Logger,
-		api: api, cache: ca, informer: inf, waiters: map[string]*waiter{},
+		api: api, cache: ca, informer: inf, waiters: map[string]map[*waiter]struct{}{},
 	}
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.notify(obj, false) },
@@ -190,18 +244,35 @@ func (c *Client) notify(obj any, deleted bool) {
 		return
 	}
 	c.mu.Lock()
-	w := c.waiters[run.Name]
+	defer c.mu.Unlock()
+	for w := range c.waiters[run.Name] {
+		if deleted {
+			w.once.Do(func() { close(w.deleted) })
+			continue
+		}
+		select {
+		case w.changed <- struct{}{}:
+		default: // a wake-up is already pending; the waiter reads the latest state anyway
+		}
+	}
+}
+
+// wait registers a waiter for the CodeRun name; done unregisters it.
+func (c *Client) wait(name string) (w *waiter, done func()) {
+	w = &waiter{changed: make(chan struct{}, 1), deleted: make(chan struct{})}
+	c.mu.Lock()
+	if c.waiters[name] == nil {
+		c.waiters[name] = map[*waiter]struct{}{}
+	}
+	c.waiters[name][w] = struct{}{}
 	c.mu.Unlock()
-	if w == nil {
-		return
-	}
-	if deleted {
-		w.once.Do(func() { close(w.deleted) })
-		return
-	}
-	select {
-	case w.changed <- struct{}{}:
-	default: // a wake-up is already pending; the waiter reads the latest state anyway
+	return w, func() {
+		c.mu.Lock()
+		delete(c.waiters[name], w)
+		if len(c.waiters[name]) == 0 {
+			delete(c.waiters, name)
+		}
+		c.mu.Unlock()
 	}
 }
 
@@ -209,39 +280,47 @@ func (c *Client) notify(obj any, deleted bool) {
 // CodeRun (nil only if creating it failed) and:
 //   - nil when the CodeRun has a result (run.Status.Result);
 //   - ErrBoundExceeded when bound passed first; the CodeRun is deleted;
-//   - ctx's error when ctx ended first (the client went away); the CodeRun is deleted;
+//   - ctx's error when ctx ended first (the client went away); the CodeRun is deleted,
+//     unless ctx has an Idempotency-Key: then it runs on, for a retry to collect;
 //   - ErrDeleted when someone else deleted the CodeRun;
+//   - ErrKeyReused when ctx's Idempotency-Key already names a CodeRun of another spec;
 //   - the API server's error when it refused the CodeRun.
+//
+// With an Idempotency-Key (WithIdempotencyKey) the CodeRun's name is NameFor the caller
+// (KeyID) and the key; if that CodeRun exists, Run waits for it instead of creating another.
 func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound time.Duration) (*execv1alpha1.CodeRun, error) {
 	run := &execv1alpha1.CodeRun{
 		ObjectMeta: metav1.ObjectMeta{
 			GenerateName: NamePrefix,
 			Namespace:    c.ns,
 			Labels:       map[string]string{execv1alpha1.LabelManagedBy: ManagedBy},
+			Annotations:  map[string]string{},
 		},
 		Spec: spec,
 	}
 	if id := RequestID(ctx); id != "" {
-		run.Annotations = map[string]string{RequestIDAnnotation: id}
+		run.Annotations[RequestIDAnnotation] = id
+	}
+	key := IdempotencyKey(ctx)
+	if key != "" {
+		hash, err := SpecHash(spec)
+		if err != nil {
+			return nil, err
+		}
+		run.GenerateName, run.Name = "", NameFor(KeyID(ctx), key)
+		run.Annotations[IdempotencyKeyHashAnnotation] = hash
 	}
 	timer := time.NewTimer(bound) // from before the create: the bound covers everything
 	defer timer.Stop()
-	if err := c.api.Create(ctx, run); err != nil {
-		return nil, fmt.Errorf("creating a CodeRun in %s: %w", c.ns, err)
+	run, err := c.create(ctx, run, key != "")
+	if err != nil {
+		return nil, err
 	}
 
 	// Register, then read the cache: an event between the create and the registration is
 	// already in the cache, and every later one wakes the waiter.
-	w := &waiter{changed: make(chan struct{}, 1), deleted: make(chan struct{})}
-	c.mu.Lock()
-	c.waiters[run.Name] = w
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.waiters, run.Name)
-		c.mu.Unlock()
-	}()
-
+	w, unregister := c.wait(run.Name)
+	defer unregister()
 	for {
 		if got, done := c.lookup(ctx, run); done {
 			c.afterResult(got)
@@ -252,7 +331,15 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 		case <-w.deleted:
 			return run, ErrDeleted
 		case <-ctx.Done():
-			c.delete(run, "the client went away")
+			if key == "" {
+				c.delete(run, "the client went away")
+			} else {
+				// A retry with the key is likely (the client, or a proxy, lost the
+				// connection): it finds the run going on, or its result kept for the
+				// retention.
+				c.log.Info("client went away; keeping its CodeRun for a retry with the same Idempotency-Key",
+					"name", run.Name, "namespace", run.Namespace)
+			}
 			return run, ctx.Err()
 		case <-timer.C:
 			if got, done := c.lookup(ctx, run); done { // it may have finished just now
@@ -262,6 +349,39 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 			c.delete(run, "its bound expired")
 			return run, fmt.Errorf("%w (%s)", ErrBoundExceeded, bound)
 		}
+	}
+}
+
+// create creates run. With joinable (run is named for an Idempotency-Key) a CodeRun that
+// already has its name is a retry's: create returns that one when it was made by this
+// service for the same spec, and ErrKeyReused otherwise.
+func (c *Client) create(ctx context.Context, run *execv1alpha1.CodeRun, joinable bool) (*execv1alpha1.CodeRun, error) {
+	// Two tries: the CodeRun found may be deleted (its retention ended) between the
+	// create that fails and the read, and then the retry creates it again.
+	for try := 1; ; try++ {
+		err := c.api.Create(ctx, run)
+		if err == nil {
+			return run, nil
+		}
+		if !joinable || !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating a CodeRun in %s: %w", c.ns, err)
+		}
+		// Read from the API server, not the cache: the cache may not have seen it yet.
+		existing := &execv1alpha1.CodeRun{}
+		err = c.api.Get(ctx, client.ObjectKeyFromObject(run), existing)
+		if apierrors.IsNotFound(err) && try < 2 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the CodeRun %s of this Idempotency-Key: %w", run.Name, err)
+		}
+		if existing.Labels[execv1alpha1.LabelManagedBy] != ManagedBy ||
+			existing.Annotations[IdempotencyKeyHashAnnotation] != run.Annotations[IdempotencyKeyHashAnnotation] {
+			return nil, fmt.Errorf("%w: CodeRun %s runs another program, stdin or limits", ErrKeyReused, run.Name)
+		}
+		c.log.Info("joining the CodeRun of a retried Idempotency-Key", "name", existing.Name, "namespace", existing.Namespace,
+			"requestID", existing.Annotations[RequestIDAnnotation], "finished", existing.Status.Result != nil)
+		return existing, nil
 	}
 }
 
@@ -324,7 +444,7 @@ func (c *Client) collectOnce(ctx context.Context, now time.Time) {
 			continue
 		}
 		c.mu.Lock()
-		waiting := c.waiters[run.Name] != nil
+		waiting := len(c.waiters[run.Name]) > 0
 		c.mu.Unlock()
 		if !waiting {
 			c.delete(run, fmt.Sprintf("it finished more than %s ago", c.retention))
