@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -39,7 +40,11 @@ type Submission struct {
 	MemoryKiB int64  `gorm:"not null;default:0"`
 	Reason    string `gorm:"not null;size:32"`
 	// RunName is the CodeRun that ran it, in the runs namespace.
-	RunName   string    `gorm:"not null;size:253"`
+	RunName string `gorm:"not null;size:253"`
+	// RunUID is the UID of that CodeRun, unique: a run is saved once however often its
+	// /submit is retried (names are not unique: a generated one may come again after the
+	// CodeRun is deleted). Nil on submissions saved before it was recorded.
+	RunUID    *string   `gorm:"size:36;uniqueIndex"`
 	CreatedAt time.Time `gorm:"not null;index"`
 }
 
@@ -179,12 +184,32 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// SaveSubmission stores sub, setting its ID and CreatedAt.
+// SaveSubmission stores sub, setting its ID and CreatedAt. When a submission of the same
+// RunUID is already saved (a retried /submit), it saves nothing and fills sub with that one
+// instead, so every retry answers the same id.
 func (s *Store) SaveSubmission(ctx context.Context, sub *Submission) error {
 	sub.ID = 0
-	if err := s.db.WithContext(ctx).Create(sub).Error; err != nil {
-		return fmt.Errorf("saving submission: %w", err)
+	db := s.db.WithContext(ctx)
+	if sub.RunUID == nil {
+		if err := db.Create(sub).Error; err != nil {
+			return fmt.Errorf("saving submission: %w", err)
+		}
+		return nil
 	}
+	// ON CONFLICT DO NOTHING, which SQLite and Postgres both take: of two saves at once,
+	// one inserts and the other finds its row, with no error in between to tell apart.
+	res := db.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "run_uid"}}, DoNothing: true}).Create(sub)
+	if res.Error != nil {
+		return fmt.Errorf("saving submission of CodeRun %s: %w", sub.RunName, res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return nil
+	}
+	saved := &Submission{}
+	if err := db.Where("run_uid = ?", *sub.RunUID).Take(saved).Error; err != nil {
+		return fmt.Errorf("reading the saved submission of CodeRun %s (uid %s): %w", sub.RunName, *sub.RunUID, err)
+	}
+	*sub = *saved
 	return nil
 }
 
