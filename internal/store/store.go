@@ -44,7 +44,10 @@ type Submission struct {
 	// RunUID is the UID of that CodeRun, unique: a run is saved once however often its
 	// /submit is retried (names are not unique: a generated one may come again after the
 	// CodeRun is deleted). Nil on submissions saved before it was recorded.
-	RunUID    *string   `gorm:"size:36;uniqueIndex"`
+	RunUID *string `gorm:"size:36;uniqueIndex"`
+	// KeyID is the id of the API key that submitted it ("anonymous" without a key), or ""
+	// when keys were off. With keys on, a client reads only its own (Owned).
+	KeyID     string    `gorm:"not null;default:'';size:63;index"`
 	CreatedAt time.Time `gorm:"not null;index"`
 }
 
@@ -61,6 +64,25 @@ type Snippet struct {
 type Store struct {
 	db       *gorm.DB
 	postgres bool
+	// owner, when not "", limits reading submissions to those of this key id (Owned).
+	owner string
+}
+
+// Owned returns a view of the store whose Submission and ListSubmissions see only the
+// submissions of keyID; "" (API keys off) returns the whole store. Snippets are shared by
+// their unguessable links and are not owned.
+func (s *Store) Owned(keyID string) *Store {
+	view := *s
+	view.owner = keyID
+	return &view
+}
+
+// owned limits a query of submissions to the view's owner.
+func (s *Store) owned(db *gorm.DB) *gorm.DB {
+	if s.owner == "" {
+		return db
+	}
+	return db.Where("key_id = ?", s.owner)
 }
 
 // migrationLock is the key of the Postgres advisory lock that the front service's replicas
@@ -213,10 +235,11 @@ func (s *Store) SaveSubmission(ctx context.Context, sub *Submission) error {
 	return nil
 }
 
-// Submission returns the submission with id, or ErrNotFound.
+// Submission returns the submission with id, or ErrNotFound (also when it is another
+// owner's: whether it exists is not told).
 func (s *Store) Submission(ctx context.Context, id int64) (*Submission, error) {
 	sub := &Submission{}
-	err := s.db.WithContext(ctx).First(sub, id).Error
+	err := s.owned(s.db.WithContext(ctx)).First(sub, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -226,21 +249,21 @@ func (s *Store) Submission(ctx context.Context, id int64) (*Submission, error) {
 	return sub, nil
 }
 
-// ListSubmissions returns page (from 1) of the submissions, perPage at most, newest first,
-// and how many there are in all.
+// ListSubmissions returns page (from 1) of the submissions (the owner's, in an Owned
+// view), perPage at most, newest first, and how many there are in all.
 func (s *Store) ListSubmissions(ctx context.Context, page, perPage int) ([]Submission, int64, error) {
 	if page < 1 || perPage < 1 {
 		return nil, 0, fmt.Errorf("page (%d) and perPage (%d) must be positive", page, perPage)
 	}
 	var total int64
 	db := s.db.WithContext(ctx)
-	if err := db.Model(&Submission{}).Count(&total).Error; err != nil {
+	if err := s.owned(db.Model(&Submission{})).Count(&total).Error; err != nil {
 		return nil, 0, fmt.Errorf("counting submissions: %w", err)
 	}
 	subs := []Submission{}
 	// Ids grow with time; ordering by id keeps the newest first even when two submissions
 	// share a timestamp.
-	err := db.Order("id DESC").Offset((page - 1) * perPage).Limit(perPage).Find(&subs).Error
+	err := s.owned(db).Order("id DESC").Offset((page - 1) * perPage).Limit(perPage).Find(&subs).Error
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing submissions: %w", err)
 	}
