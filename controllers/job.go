@@ -105,6 +105,13 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 	}
 }
 
+// JobForRun returns the Job that the cold path creates for run under cfg, with run's
+// preferred uid, without an owner. It is for tools that must start the very same pod
+// shape without the operator (the scale test's plain Jobs).
+func JobForRun(run *execv1alpha1.CodeRun, cfg config.Config) *batchv1.Job {
+	return buildJob(run, cfg.Effective(run.Spec.Limits), cfg, preferredUID(run, cfg))
+}
+
 // podShape is what differs between the pods of cold runs and of pool members.
 type podShape struct {
 	// limits are complete: the program's timeout, memory and CPU limit.
