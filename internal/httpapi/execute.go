@@ -18,6 +18,43 @@ import (
 // retryAfterSeconds is what a refused client is told to wait: about one short run.
 const retryAfterSeconds = "5"
 
+// IdempotencyKeyHeader makes /execute and /submit safe to retry (the IETF httpapi
+// Idempotency-Key draft): requests of one caller with the same key get the same CodeRun,
+// which runs once, and /submit saves it once.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// maxIdempotencyKeyLength is the longest key accepted, in bytes: room for any UUID, ULID or
+// hash a client may use, with a bound on what the service hashes.
+const maxIdempotencyKeyLength = 255
+
+// idempotencyKey returns the request's Idempotency-Key, "" when it has none, or a 400 for
+// a key that is empty, too long, repeated or not printable ASCII.
+func idempotencyKey(h http.Header) (string, *apiError) {
+	values := h.Values(IdempotencyKeyHeader)
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", badRequest("send one %s header, not %d", IdempotencyKeyHeader, len(values))
+	}
+	key := values[0]
+	// The draft spells the key as a Structured Field string ("quoted"); many clients send
+	// it bare. Both name the same key.
+	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
+		key = key[1 : len(key)-1]
+	}
+	if key == "" || len(key) > maxIdempotencyKeyLength {
+		return "", badRequest("the %s header must hold 1 to %d characters; it holds %d", IdempotencyKeyHeader, maxIdempotencyKeyLength, len(key))
+	}
+	for i := range len(key) {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return "", badRequest("the %s header must hold printable ASCII characters only; byte %d is 0x%02x", IdempotencyKeyHeader, i+1, key[i])
+		}
+	}
+	return key, nil
+}
+
 // readBody reads the request body up to the configured limit.
 func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
 	limit := s.opts.MaxBodyBytes
@@ -51,7 +88,9 @@ func (s *Server) submit(c *gin.Context) {
 	id := int64(-1)
 	if resp.ExitCode != nil && *resp.ExitCode == 0 {
 		sub := submissionOf(spec, resp)
-		// Save even if the client has gone meanwhile: the run happened.
+		// Save even if the client has gone meanwhile: the run happened. A retry of this
+		// request (same Idempotency-Key, so the same CodeRun) finds this submission saved
+		// and answers its id: the store keeps one per CodeRun UID.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 10*time.Second)
 		defer cancel()
 		if err := s.opts.Store.SaveSubmission(ctx, sub); err != nil {
@@ -69,6 +108,11 @@ func (s *Server) submit(c *gin.Context) {
 // false it has already written the error response (4xx, 503 or 504), and the caller must
 // write nothing more.
 func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runResponse, bool) {
+	key, apiErr := idempotencyKey(c.Request.Header)
+	if apiErr != nil {
+		s.failWith(c, apiErr)
+		return execv1alpha1.CodeRunSpec{}, runResponse{}, false
+	}
 	body, apiErr := s.readBody(c)
 	if apiErr != nil {
 		s.failWith(c, apiErr)
@@ -93,7 +137,11 @@ func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runRespons
 	defer s.metrics.runsInFlight.Dec()
 
 	bound := s.bound(req.Spec.Limits)
-	run, err := s.opts.Runs.Run(runs.WithRequestID(c.Request.Context(), c.GetString(requestIDKey)), req.Spec, bound)
+	ctx := runs.WithRequestID(c.Request.Context(), c.GetString(requestIDKey))
+	if key != "" {
+		ctx = runs.WithIdempotencyKey(ctx, key)
+	}
+	run, err := s.opts.Runs.Run(ctx, req.Spec, bound)
 	if run != nil {
 		c.Set(runNameKey, run.Name)
 	}
@@ -115,6 +163,18 @@ func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runRespons
 		resp := failedResponse(run.Name, execv1alpha1.ReasonSystemError, "the CodeRun "+run.Name+" was deleted before it finished")
 		s.countRun(c, resp.Reason)
 		return req.Spec, resp, true
+
+	case errors.Is(err, runs.ErrKeyReused):
+		s.countRun(c, outcomeError)
+		s.fail(c, http.StatusUnprocessableEntity, "the "+IdempotencyKeyHeader+" was already used for another program, stdin or limits; "+
+			"send a new key for a new request")
+
+	case c.Request.Context().Err() != nil && key != "":
+		// The client went away (or the service is stopping); the CodeRun runs on.
+		s.countRun(c, outcomeCancelled)
+		c.Header("Retry-After", "1")
+		s.fail(c, http.StatusServiceUnavailable, "the request was cancelled before the run finished; its CodeRun "+run.Name+
+			" runs on: retry with the same "+IdempotencyKeyHeader+" for its result")
 
 	case c.Request.Context().Err() != nil:
 		// The client went away (or the service is stopping); the CodeRun is deleted.

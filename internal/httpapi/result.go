@@ -5,6 +5,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 	"github.com/coderun-dev/coderun/internal/store"
@@ -35,6 +36,8 @@ type runResponse struct {
 	// SubmissionID is set by /submit only: the new id, or -1 when not saved.
 	SubmissionID *int64 `json:"submission_id,omitempty"`
 	Error        string `json:"error,omitempty"`
+	// uid is the CodeRun's UID, which /submit saves once ("" when it never got one).
+	uid types.UID
 }
 
 const (
@@ -60,6 +63,7 @@ func responseFor(run *execv1alpha1.CodeRun) runResponse {
 		Status:    statusFailed,
 		Truncated: res.OutputTruncated || res.StdoutTruncated || res.StderrTruncated,
 		Name:      run.Name,
+		uid:       run.UID,
 	}
 	if res.Reason == execv1alpha1.ReasonCompleted {
 		out.Status = statusSucceeded
@@ -108,5 +112,14 @@ func submissionOf(spec execv1alpha1.CodeRunSpec, r runResponse) *store.Submissio
 		Code: spec.Source, Stdin: spec.Stdin, Language: string(spec.Language),
 		Output: r.Output, Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode,
 		TimeSeconds: r.Time, MemoryKiB: r.Memory, Reason: r.Reason, RunName: r.Name,
+		RunUID: uidOrNil(r.uid),
 	}
+}
+
+func uidOrNil(uid types.UID) *string {
+	if uid == "" {
+		return nil
+	}
+	s := string(uid)
+	return &s
 }
