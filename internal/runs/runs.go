@@ -301,6 +301,10 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 	if id := RequestID(ctx); id != "" {
 		run.Annotations[RequestIDAnnotation] = id
 	}
+	// The front validated key ids as label values when it loaded them.
+	if id := KeyID(ctx); id != "" {
+		run.Labels[KeyIDLabel] = id
+	}
 	key := IdempotencyKey(ctx)
 	if key != "" {
 		hash, err := SpecHash(spec)

@@ -82,12 +82,17 @@ func TestRunWaitsForResult(t *testing.T) {
 		wantReason execv1alpha1.ResultReason
 		wantExit   int32
 		wantOutput string
+		keyID      string // "": API keys off, no label
 	}{
-		{"hello", execv1alpha1.ReasonCompleted, 0, "hello\n"},
-		{"fail", execv1alpha1.ReasonNonZeroExit, 1, "SyntaxError\n"},
+		{"hello", execv1alpha1.ReasonCompleted, 0, "hello\n", "alice"},
+		{"fail", execv1alpha1.ReasonNonZeroExit, 1, "SyntaxError\n", ""},
 	} {
 		start := time.Now()
-		run, err := c.Run(WithRequestID(context.Background(), "req-"+tc.source), execv1alpha1.CodeRunSpec{Source: tc.source, Stdin: "in"}, 20*time.Second)
+		ctx := WithRequestID(context.Background(), "req-"+tc.source)
+		if tc.keyID != "" {
+			ctx = WithKeyID(ctx, tc.keyID)
+		}
+		run, err := c.Run(ctx, execv1alpha1.CodeRunSpec{Source: tc.source, Stdin: "in"}, 20*time.Second)
 		if err != nil {
 			t.Fatalf("Run(%q): %v", tc.source, err)
 		}
@@ -98,6 +103,9 @@ func TestRunWaitsForResult(t *testing.T) {
 		if !strings.HasPrefix(run.Name, NamePrefix) || run.Labels[execv1alpha1.LabelManagedBy] != ManagedBy || run.Namespace != ns || run.Spec.Stdin != "in" ||
 			run.Annotations[RequestIDAnnotation] != "req-"+tc.source {
 			t.Errorf("CodeRun %s/%s labels %v annotations %v stdin %q: not as created", run.Namespace, run.Name, run.Labels, run.Annotations, run.Spec.Stdin)
+		}
+		if got, ok := run.Labels[KeyIDLabel]; got != tc.keyID || ok != (tc.keyID != "") {
+			t.Errorf("CodeRun %s has key id label %q (set %v), want %q", run.Name, got, ok, tc.keyID)
 		}
 		// Woken by the informer, not by a poll; a timing, not an assertion (timings on
 		// shared machines are noisy).
