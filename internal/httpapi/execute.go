@@ -88,6 +88,7 @@ func (s *Server) submit(c *gin.Context) {
 	id := int64(-1)
 	if resp.ExitCode != nil && *resp.ExitCode == 0 {
 		sub := submissionOf(spec, resp)
+		sub.KeyID = runs.KeyID(c.Request.Context()) // whose it is, with API keys on; "" when off
 		// Save even if the client has gone meanwhile: the run happened. A retry of this
 		// request (same Idempotency-Key, so the same CodeRun) finds this submission saved
 		// and answers its id: the store keeps one per CodeRun UID.
