@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/coderun-dev/coderun/internal/runs"
 	"github.com/coderun-dev/coderun/internal/store"
 	"github.com/coderun-dev/coderun/internal/textcut"
 )
@@ -29,7 +30,7 @@ func (s *Server) listSubmissions(c *gin.Context) {
 		s.failWith(c, err)
 		return
 	}
-	subs, total, dbErr := s.opts.Store.ListSubmissions(c.Request.Context(), page, perPage)
+	subs, total, dbErr := s.submissions(c).ListSubmissions(c.Request.Context(), page, perPage)
 	if dbErr != nil {
 		s.dbFailed(c, dbErr)
 		return
@@ -60,7 +61,8 @@ func (s *Server) getSubmission(c *gin.Context) {
 		s.fail(c, http.StatusNotFound, "no submission has id "+strconv.Quote(echo(c.Param("id"), echoLimit))+"; ids are positive whole numbers")
 		return
 	}
-	sub, dbErr := s.opts.Store.Submission(c.Request.Context(), id)
+	// Another key's submission is not found either: whether it exists is not told.
+	sub, dbErr := s.submissions(c).Submission(c.Request.Context(), id)
 	if errors.Is(dbErr, store.ErrNotFound) {
 		s.fail(c, http.StatusNotFound, "no submission has id "+strconv.FormatInt(id, 10))
 		return
@@ -70,6 +72,12 @@ func (s *Server) getSubmission(c *gin.Context) {
 		return
 	}
 	c.PureJSON(http.StatusOK, submissionFor(sub))
+}
+
+// submissions is the store as the caller sees it: with API keys on, only its own
+// submissions; with keys off (no key id in the context), all of them.
+func (s *Server) submissions(c *gin.Context) *store.Store {
+	return s.opts.Store.Owned(runs.KeyID(c.Request.Context()))
 }
 
 type snippetJSON struct {

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/coderun-dev/coderun/internal/auth"
 )
 
 // metrics of the front service, on its own registry (served at /metrics).
@@ -13,6 +15,10 @@ type metrics struct {
 	runs            *prometheus.CounterVec
 	runsInFlight    prometheus.Gauge
 	runsRefused     prometheus.Counter
+	// authRefusals counts 401 and 429 answers by key id (a fixed word for requests with
+	// no key or an unknown one: never what a client sent) and reason.
+	authRefusals *prometheus.CounterVec
+	keyReloads   *prometheus.CounterVec
 }
 
 // Run outcomes counted in coderun_front_runs_total besides the result reasons.
@@ -22,7 +28,8 @@ const (
 	outcomeError         = "Error"         // the CodeRun could not be created
 )
 
-func newMetrics() *metrics {
+// newMetrics returns the service's metrics; keys, when not nil, adds the number of keys loaded.
+func newMetrics(keys *auth.Keyring) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -47,10 +54,24 @@ func newMetrics() *metrics {
 			Help: "Runs refused with 503 because --max-pending runs were already in flight.",
 		}),
 	}
+	m.authRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coderun_front_auth_refusals_total",
+		Help: "Requests refused by API key authentication (401: reason unauthenticated, key_id none or unknown) or quotas (429: reason rate or in_flight), by key id.",
+	}, []string{"key_id", "reason"})
+	m.keyReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coderun_front_api_key_reloads_total",
+		Help: "Times the changed API key file was read, by result (loaded, or error: the keys stayed as they were).",
+	}, []string{"result"})
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.requestDuration, m.runs, m.runsInFlight, m.runsRefused,
+		m.requests, m.requestDuration, m.runs, m.runsInFlight, m.runsRefused, m.authRefusals,
 	)
+	if keys != nil {
+		m.registry.MustRegister(m.keyReloads, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "coderun_front_api_keys",
+			Help: "API keys loaded from the key file.",
+		}, func() float64 { return float64(keys.Len()) }))
+	}
 	return m
 }

@@ -6,6 +6,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
+	"github.com/coderun-dev/coderun/internal/auth"
 	"github.com/coderun-dev/coderun/internal/config"
 	"github.com/coderun-dev/coderun/internal/store"
 )
@@ -54,8 +56,19 @@ type Options struct {
 	Slack     time.Duration
 	// Page is the built web page (index.html, assets/); nil or without index.html, the
 	// page answers 503.
-	Page   fs.FS
-	Logger *slog.Logger
+	Page fs.FS
+	// Keys, when not nil, turns API keys on: /execute, /submit, /submissions and /snippets
+	// need a key of the keyring (or anonymous access) within its quota, and a key reads
+	// only its own submissions. Nil: keys off, the API is open (auth.go).
+	Keys *auth.Keyring
+	// Anonymous, with Keys, lets requests without a key through as "anonymous", limited
+	// per client address (nil: they get 401).
+	Anonymous *auth.AddressQuotas
+	// TrustedProxies are the addresses and CIDR ranges of proxies whose X-Forwarded-For
+	// (or X-Real-IP) names the client; from any other peer these headers are ignored.
+	// None by default: the peer is the client.
+	TrustedProxies []string
+	Logger         *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -66,6 +79,8 @@ type Server struct {
 	pending  chan struct{} // a slot per run in flight
 	draining atomic.Bool
 	page     *page
+	// anonymous is Options.Anonymous when keys are on; nil otherwise.
+	anonymous *auth.AddressQuotas
 }
 
 // New returns the API with its routes.
@@ -91,15 +106,21 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if err := checkProxies(opts.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
+	}
 	pg, err := loadPage(opts.Page)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		opts:    opts,
-		metrics: newMetrics(),
+		metrics: newMetrics(opts.Keys),
 		pending: make(chan struct{}, opts.MaxPending),
 		page:    pg,
+	}
+	if opts.Keys != nil {
+		s.anonymous = opts.Anonymous
 	}
 	s.engine = s.routes()
 	return s, nil
@@ -128,21 +149,23 @@ func (s *Server) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RemoveExtraSlash = true
-	// Clients connect directly or through the cluster's Service; trust no forwarding
-	// headers, so logs show the real peer.
-	_ = r.SetTrustedProxies(nil)
+	// Clients connect directly or through the cluster's Service: forwarding headers are
+	// trusted only from the proxies configured (none by default), so that a client cannot
+	// pick the address its anonymous quota and the logs go by. New checked them.
+	_ = r.SetTrustedProxies(s.opts.TrustedProxies)
 	r.Use(s.requestID, s.observe, s.recover)
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 
-	r.POST("/execute", s.execute)
-	r.POST("/submit", s.submit)
-	r.GET("/submissions", s.listSubmissions)
-	r.GET("/submissions/:id", s.getSubmission)
-	r.POST("/snippets", s.createSnippet)
-	r.GET("/snippets/:id", s.getSnippet)
+	// With API keys on, these need a key; the page, the probes and /metrics never do.
+	r.POST("/execute", s.gate(true, s.execute)...)
+	r.POST("/submit", s.gate(true, s.submit)...)
+	r.GET("/submissions", s.gate(false, s.listSubmissions)...)
+	r.GET("/submissions/:id", s.gate(false, s.getSubmission)...)
+	r.POST("/snippets", s.gate(false, s.createSnippet)...)
+	r.GET("/snippets/:id", s.gate(false, s.getSnippet)...)
 
 	r.GET("/", s.index)
 	r.HEAD("/", s.index)

@@ -72,6 +72,7 @@ type runCall struct {
 	spec      execv1alpha1.CodeRunSpec
 	bound     time.Duration
 	requestID string
+	keyID     string // runs.KeyID: the API key the run is labelled with
 }
 
 func (f *fakeRunner) Ping(context.Context) error { return f.pingErr }
@@ -85,7 +86,7 @@ func (f *fakeRunner) Calls() []runCall {
 
 func (f *fakeRunner) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound time.Duration) (*execv1alpha1.CodeRun, error) {
 	f.mu.Lock()
-	f.calls = append(f.calls, runCall{spec: spec, bound: bound, requestID: runs.RequestID(ctx)})
+	f.calls = append(f.calls, runCall{spec: spec, bound: bound, requestID: runs.RequestID(ctx), keyID: runs.KeyID(ctx)})
 	name := fmt.Sprintf("%s%05d", runs.NamePrefix, len(f.calls))
 	f.mu.Unlock()
 	run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "coderun-runs"}, Spec: spec}
