@@ -43,6 +43,7 @@ type flags struct {
 	runRetention    time.Duration
 	shutdownTimeout time.Duration
 	logLevel        string
+	auth            authFlags
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) (flags, error) {
@@ -57,6 +58,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, error) {
 	fs.DurationVar(&f.runRetention, "run-retention", 10*time.Minute, "How long finished CodeRuns of this service stay in the cluster; 0 deletes them once read.")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 25*time.Second, "On SIGTERM, how long running requests may finish before their runs are cancelled.")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error.")
+	f.auth.register(fs)
 	// Every flag may also come from the environment: --max-pending from CODERUN_MAX_PENDING.
 	var envErr error
 	fs.VisitAll(func(fl *flag.Flag) {
@@ -76,10 +78,16 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, error) {
 	if f.maxPending < 1 || f.maxBodyBytes < 1024 || f.queueWait <= 0 || f.runRetention < 0 || f.shutdownTimeout < 0 {
 		return f, errors.New("--max-pending must be at least 1, --max-body-bytes at least 1024, --queue-wait positive, and durations not negative")
 	}
+	if err := f.auth.validate(); err != nil {
+		return f, err
+	}
 	return f, nil
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "keys" {
+		os.Exit(keysCommand(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	// ctrl's config loader registers --kubeconfig on the default flag set.
 	f, err := parseFlags(flag.CommandLine, os.Args[1:])
 	if err != nil {
@@ -113,6 +121,10 @@ func run(ctx context.Context, f flags, log *slog.Logger, listening func(net.Addr
 	cfg, err := config.Load(f.operatorConfig)
 	if err != nil {
 		return fmt.Errorf("loading the operator's configuration: %w", err)
+	}
+	keys, anonymous, err := f.auth.keys()
+	if err != nil {
+		return err
 	}
 
 	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
@@ -160,9 +172,16 @@ func run(ctx context.Context, f flags, log *slog.Logger, listening func(net.Addr
 		Runs: runsClient, Store: db, Config: cfg,
 		MaxPending: f.maxPending, MaxBodyBytes: f.maxBodyBytes, QueueWait: f.queueWait,
 		Page: page, Logger: log,
+		Keys: keys, Anonymous: anonymous, TrustedProxies: f.auth.proxies(),
 	})
 	if err != nil {
 		return err
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer f.auth.watchKeys(watchCtx, keys, log.With("component", "auth"), api.KeysReloaded)()
+	defer stopWatch()
+	if keys != nil {
+		log.Info("API keys on", "file", f.auth.keysFile, "keys", keys.Len(), "anonymous", anonymous != nil, "trustedProxies", f.auth.proxies())
 	}
 
 	// Requests get a context that is cancelled when a graceful shutdown runs out of time,
