@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -104,7 +105,8 @@ var nameEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPa
 // (28 characters) is longer than any generated one (NamePrefix and 5), so the two kinds
 // never meet.
 func NameFor(keyID, key string) string {
-	sum := sha256.Sum256([]byte(keyID + "\x00" + key)) // \x00: no pair of strings joins into another's
+	// The key id's length first: no other pair of strings spells the same input.
+	sum := sha256.Sum256([]byte(strconv.Itoa(len(keyID)) + ":" + keyID + key))
 	return NamePrefix + nameEncoding.EncodeToString(sum[:15])
 }
 
