@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -189,17 +188,9 @@ func run(ctx context.Context, f flags, log *slog.Logger, listening func(net.Addr
 	requestsCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	// No Addr: the server serves the listener opened below, whose address tests choose.
-	srv := &http.Server{
-		Handler:           api,
-		BaseContext:       func(net.Listener) context.Context { return requestsCtx },
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// A run answers within its bound; the write timeout only catches what escapes it.
-		WriteTimeout:   api.MaxBound() + 30*time.Second,
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	// Its timeouts and header limit are the API's (httpapi.HTTPServer), which its tests
+	// of hostile clients use too.
+	srv := api.HTTPServer(requestsCtx)
 	ln, err := net.Listen("tcp", f.listenAddress)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", f.listenAddress, err)

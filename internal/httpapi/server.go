@@ -153,7 +153,9 @@ func (s *Server) routes() *gin.Engine {
 	// trusted only from the proxies configured (none by default), so that a client cannot
 	// pick the address its anonymous quota and the logs go by. New checked them.
 	_ = r.SetTrustedProxies(s.opts.TrustedProxies)
-	r.Use(s.requestID, s.observe, s.recover)
+	// drainBody comes first, so that whatever refuses a request after it, the refusal is
+	// readable by a client still sending its body.
+	r.Use(s.drainBody, s.requestID, s.observe, s.recover)
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
