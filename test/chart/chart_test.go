@@ -629,6 +629,12 @@ func TestRefusedValues(t *testing.T) {
 		{"negative pool", []string{"--set", "pool.replicas=-1"}, []string{"pool.replicas"}},
 		{"pool cpu request not a quantity", []string{"--set", "pool.cpuRequest=some"}, []string{"pool.cpuRequest"}},
 		{"members that never wait", []string{"--set", "pool.maxIdleSeconds=0"}, []string{"pool.maxIdleSeconds"}},
+		{"API keys without a Secret", []string{"--set", "front.auth.enabled=true"}, []string{"front.auth.existingSecret"}},
+		{"anonymous without API keys", []string{"--set", "front.auth.anonymous.enabled=true"}, []string{"front.auth.anonymous.enabled", "front.auth.enabled"}},
+		{"key rate zero", []string{"--set", "front.auth.defaults.rate=0"}, []string{"/front/auth/defaults/rate"}},
+		{"anonymous in flight zero", []string{"--set", "front.auth.anonymous.maxInFlight=0"}, []string{"/front/auth/anonymous/maxInFlight"}},
+		{"trusted proxy not an address", []string{"--set", "front.trustedProxies={ingress-nginx}"}, []string{"/front/trustedProxies/0"}},
+		{"reload interval not a duration", []string{"--set", "front.auth.reloadInterval=often"}, []string{"/front/auth/reloadInterval"}},
 		// Auto is null, not a word.
 		{"hostUsers auto", []string{"--set", "runs.hostUsers=auto"}, []string{"/runs/hostUsers", "want null or boolean"}},
 	}

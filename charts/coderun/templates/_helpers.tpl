@@ -148,6 +148,12 @@ saying what to change.
 {{- if and .Values.front.database.url .Values.front.database.existingSecret }}
 {{- fail "front.database.url and front.database.existingSecret are both set: set one" }}
 {{- end }}
+{{- if and .Values.front.auth.enabled (not .Values.front.auth.existingSecret) }}
+{{- fail "front.auth.enabled is true but front.auth.existingSecret is empty: create a Secret holding the key file (coderun-front keys new --id NAME prints a key and its entry) and name it there" }}
+{{- end }}
+{{- if and .Values.front.auth.anonymous.enabled (not .Values.front.auth.enabled) }}
+{{- fail "front.auth.anonymous.enabled is true but front.auth.enabled is false: without API keys every request is anonymous and unlimited; turn front.auth.enabled on too" }}
+{{- end }}
 {{- if and .Values.ingress.enabled .Values.ingress.tls.secretName (not .Values.ingress.host) }}
 {{- fail "ingress.tls.secretName is set but ingress.host is empty: TLS needs the host name the certificate is for" }}
 {{- end }}
