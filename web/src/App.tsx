@@ -1,10 +1,12 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Api, ApiError, snippetIdFromPath, type RunResult, type Submission, type SubmissionPage } from './api';
+import { forgetKey, keyProblem, storedKey, storeKey } from './apikey';
 import { Editor, type EditorHandle } from './Editor';
 import { codePreview, formatMemory, formatTime, formatWhen, outcome, reasonLabel, segmentOutput } from './format';
 import { chooseTheme, otherTheme, storeTheme, storedTheme, systemTheme, type Theme } from './theme';
 
-const api = new Api();
+// The key typed into the page, if the service asked for one (a 401), is read at each request.
+const api = new Api(undefined, '', () => storedKey(safeLocalStorage()));
 const isMac = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 const MOD = isMac ? '⌘' : 'Ctrl';
 const PER_PAGE = 10;
@@ -107,12 +109,44 @@ export function App() {
       })
       .catch((e: unknown) => {
         const err = toError(e);
+        if (err.status === 401) setKeyAsked(true);
         setNotice({
           text: err.status === 404 ? 'This shared snippet does not exist (it may have been deleted).' : `Could not load the shared snippet: ${err.message}`,
           error: true,
         });
       });
   }, [snippetId]);
+
+  // API key: asked for when the service answers 401, kept in localStorage.
+  const [hasKey, setHasKey] = useState(() => storedKey(safeLocalStorage()) !== null);
+  const [keyAsked, setKeyAsked] = useState(false);
+  const [keyInput, setKeyInput] = useState('');
+  const [keyError, setKeyError] = useState<string | null>(null);
+  const saveKey = (e: React.FormEvent) => {
+    e.preventDefault();
+    const k = keyInput.trim();
+    const problem = keyProblem(k);
+    if (problem) {
+      setKeyError(problem);
+      return;
+    }
+    if (!storeKey(safeLocalStorage(), k)) {
+      setKeyError('This browser does not let the page keep the key (storage is off).');
+      return;
+    }
+    setKeyInput('');
+    setKeyError(null);
+    setKeyAsked(false);
+    setHasKey(true);
+    setNotice({ text: 'Key saved in this browser. Run again.' });
+    void loadSubmissions(1);
+  };
+  const dropKey = () => {
+    forgetKey(safeLocalStorage());
+    setHasKey(false);
+    setNotice({ text: 'Key forgotten.' });
+    void loadSubmissions(1);
+  };
 
   // Running
   const [busy, setBusy] = useState<null | 'run' | 'submit'>(null);
@@ -171,7 +205,9 @@ export function App() {
       if (e instanceof DOMException && e.name === 'AbortError') {
         setShown({ kind: 'error', error: new ApiError('Cancelled. The run was stopped.', 0), action: mode === 'run' ? 'Run' : 'Submit' });
       } else {
-        setShown({ kind: 'error', error: toError(e), action: mode === 'run' ? 'Run' : 'Submit' });
+        const err = toError(e);
+        if (err.status === 401) setKeyAsked(true);
+        setShown({ kind: 'error', error: err, action: mode === 'run' ? 'Run' : 'Submit' });
       }
     } finally {
       abort.current = null;
@@ -226,7 +262,9 @@ export function App() {
       }
       setShare({ state: 'saved', url, copied, code: req.code, stdin: req.stdin });
     } catch (e) {
-      setShare({ state: 'error', error: toError(e).message });
+      const err = toError(e);
+      if (err.status === 401) setKeyAsked(true);
+      setShare({ state: 'error', error: err.message });
     }
   };
 
@@ -238,7 +276,9 @@ export function App() {
       const data = await api.submissions(page, PER_PAGE);
       setSubs({ page, data, loading: false });
     } catch (e) {
-      setSubs((s) => ({ ...s, page, loading: false, error: toError(e).message }));
+      const err = toError(e);
+      if (err.status === 401) setKeyAsked(true);
+      setSubs((s) => ({ ...s, page, loading: false, error: err.message }));
     }
   }, []);
   useEffect(() => {
@@ -278,7 +318,39 @@ export function App() {
           <span aria-hidden="true">{theme === 'dark' ? '☀' : '☾'}</span>
           <span className="theme-label">{theme === 'dark' ? 'Light' : 'Dark'}</span>
         </button>
+        {hasKey && (
+          <button type="button" className="btn ghost" onClick={dropKey} title="Forget the API key kept in this browser" data-testid="forget-key">
+            Forget key
+          </button>
+        )}
       </header>
+      {keyAsked && (
+        <form className="key-prompt" onSubmit={saveKey} aria-labelledby="key-heading" data-testid="key-prompt">
+          <h2 id="key-heading" className="pane-title">
+            {hasKey ? 'The API key kept in this browser was refused' : 'This coderun needs an API key'}
+          </h2>
+          <label htmlFor="api-key">Key (kept in this browser, sent as Authorization: Bearer)</label>
+          <input
+            id="api-key"
+            type="password"
+            autoComplete="off"
+            spellCheck={false}
+            value={keyInput}
+            onChange={(e) => setKeyInput(e.target.value)}
+            aria-invalid={keyError !== null}
+            aria-describedby={keyError ? 'api-key-error' : undefined}
+            data-testid="api-key"
+          />
+          <button type="submit" className="btn primary" data-testid="save-key">
+            Save key
+          </button>
+          {keyError && (
+            <p id="api-key-error" className="key-error" role="alert">
+              {keyError}
+            </p>
+          )}
+        </form>
+      )}
 
       <main className="layout">
         <section className="pane code-pane" aria-labelledby="code-heading">

@@ -106,10 +106,13 @@ describe('parseRetryAfter', () => {
 });
 
 describe('errorFromResponse', () => {
-  it('ignores a Retry-After outside a 503 in the message', () => {
+  it('says when to retry a 429 (over an API key quota), and not elsewhere', () => {
     const e = errorFromResponse(429, new Headers({ 'Retry-After': '3' }), '{"error":"slow down"}');
-    expect(e.message).toBe('slow down');
+    expect(e.message).toBe('slow down Try again in 3 s.');
     expect(e.retryAfter).toBe(3);
+    const other = errorFromResponse(409, new Headers({ 'Retry-After': '3' }), '{"error":"conflict"}');
+    expect(other.message).toBe('conflict');
+    expect(other.retryAfter).toBe(3);
   });
   it('ignores a non-string error field', () => {
     expect(errorFromResponse(413, new Headers(), '{"error":{"x":1}}').message).toBe('Request too large (HTTP 413)');

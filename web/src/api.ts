@@ -1,6 +1,8 @@
 // Client for the front service's HTTP API (same origin). Every call either resolves with the
 // decoded JSON answer or rejects with an ApiError whose message is fit to show to a person.
 
+import { authHeaders } from './apikey';
+
 export type Reason =
   | 'Completed'
   | 'NonZeroExit'
@@ -103,6 +105,7 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
 
 const statusTexts: Record<number, string> = {
   400: 'Bad request',
+  401: 'An API key is needed',
   404: 'Not found',
   408: 'Request timeout',
   413: 'Request too large',
@@ -133,7 +136,7 @@ export function errorFromResponse(status: number, headers: Pick<Headers, 'get'>,
     message = `${statusTexts[status] ?? 'Request failed'} (HTTP ${status})`;
   }
   const retryAfter = parseRetryAfter(headers.get('Retry-After'));
-  if (status === 503 && retryAfter !== undefined) {
+  if ((status === 503 || status === 429) && retryAfter !== undefined && !/retry after \d+ s/i.test(message)) {
     message += ` Try again in ${retryAfter} s.`;
   }
   return new ApiError(message, status, { retryAfter, reason });
@@ -144,14 +147,17 @@ export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 export class Api {
   private readonly fetchImpl: Fetch;
   private readonly base: string;
+  private readonly key: () => string | null;
 
-  constructor(fetchImpl: Fetch = (i, init) => fetch(i, init), base = '') {
+  /** key gives the API key to send (read at each request, so a key typed later is used); null: none. */
+  constructor(fetchImpl: Fetch = (i, init) => fetch(i, init), base = '', key: () => string | null = () => null) {
     this.fetchImpl = fetchImpl;
     this.base = base;
+    this.key = key;
   }
 
   private async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const init: RequestInit = { method, headers: { Accept: 'application/json' }, signal };
+    const init: RequestInit = { method, headers: { Accept: 'application/json', ...authHeaders(this.key()) }, signal };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers = { ...init.headers, 'Content-Type': 'application/json' };
