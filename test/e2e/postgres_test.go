@@ -94,8 +94,10 @@ func TestChartWithPostgres(t *testing.T) {
 	var serverIP string
 	step("start PostgreSQL", func() { serverIP = startPostgres(ctx, t, image) })
 
+	var keys e2eKeys
 	step("create the URL Secret", func() {
 		createObject(ctx, t, pgNamespaceObject(pgReleaseNamespace))
+		keys = createAPIKeysSecret(ctx, t) // API keys on, anonymous access too (auth_test.go)
 		// PostgreSQL checks the password: the URL is the only place the front finds it.
 		url := fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", pgUser, pgPassword, net.JoinHostPort(serverIP, "5432"), pgUser)
 		createObject(ctx, t, &corev1.Secret{
@@ -107,14 +109,14 @@ func TestChartWithPostgres(t *testing.T) {
 	tag := imageTag(ctx, t, frontDeployment) // of the main release, loaded into the node
 	step("helm install", func() {
 		installed = true
-		runHelm(ctx, t, helm, pgReleaseNamespace, "install", pgRelease, chartPath, "--create-namespace",
+		runHelm(ctx, t, helm, pgReleaseNamespace, append(append([]string{"install", pgRelease, chartPath, "--create-namespace"}, pgAuthValues...),
 			"-f", "../../hack/dev-values.yaml", "--set", "image.tag="+tag,
 			"--set", "runs.namespace="+pgRunsNamespace,
 			"--set", "front.database.existingSecret="+pgURLSecret,
 			"--set", fmt.Sprintf("front.replicaCount=%d", pgFrontReplicas),
 			"--set", fmt.Sprintf("operator.replicaCount=%d", pgOperatorReplicas),
 			"--set", "runs.maxConcurrentRuns=1", // two cores, and the main release runs too
-			"--wait", "--timeout", "5m")
+			"--wait", "--timeout", "5m")...)
 	})
 	t.Logf("release %s installed in %s with images tagged %s, runs in %s", pgRelease, pgReleaseNamespace, tag, pgRunsNamespace)
 
@@ -186,6 +188,8 @@ func TestChartWithPostgres(t *testing.T) {
 		leader := waitForLeader(ctx, t, pgReleaseNamespace, "")
 		t.Logf("operator pod %s holds Lease %s/%s", leader, pgReleaseNamespace, leaderLease)
 	})
+
+	step("API keys", func() { checkAPIKeys(ctx, t, helm, keys) })
 }
 
 // pgPassword is the PostgreSQL user's password, new for each test process.
@@ -534,8 +538,8 @@ func expectPostgresFront(ctx context.Context, t *testing.T) {
 	if fromSecret == nil || fromSecret.Name != pgURLSecret || fromSecret.Key != "url" {
 		t.Errorf("front env CODERUN_DATABASE from %+v, want Secret %s key url", fromSecret, pgURLSecret)
 	}
-	if len(dep.Spec.Template.Spec.Volumes) != 2 { // config and tmp
-		t.Errorf("front volumes %+v, want only config and tmp", dep.Spec.Template.Spec.Volumes)
+	if len(dep.Spec.Template.Spec.Volumes) != 3 { // config, tmp and the API keys (auth_test.go)
+		t.Errorf("front volumes %+v, want only config, tmp and api-keys", dep.Spec.Template.Spec.Volumes)
 	}
 	// Several replicas of each component, each with its PodDisruptionBudget.
 	for _, name := range []string{pgRelease + "-front", pgRelease + "-operator"} {
