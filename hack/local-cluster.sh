@@ -8,6 +8,9 @@
 #   hack/local-cluster.sh status  show the components and the node
 #   hack/local-cluster.sh clean   down, then also remove the image cache
 #   hack/local-cluster.sh import IMAGE...   load images from buildah into the node's containerd
+#   hack/local-cluster.sh restart COMPONENT  kill -9 one of containerd, etcd, kube-apiserver,
+#                                            kubelet (a fault of make test-faults), start it
+#                                            again and wait until it is healthy
 # Everything lives under .dev/ (see hack/lib.sh). Addresses: API server and kubelet on
 # 10.200.0.1 (an alias on lo), pods 10.244.0.0/24, services 10.96.0.0/16. Nothing listens on
 # other interfaces, and pods can reach nothing off this machine.
@@ -596,6 +599,36 @@ down() {
 	log "cluster removed and host restored in $((SECONDS - start))s"
 }
 
+# restart COMPONENT: SIGKILL to the component's process only (not its group: containerd's
+# shims, and so the containers, must outlive it, as after a crash), then the same start_*
+# function `up` uses, which waits until it answers. The kubelet also gets its healthz
+# waited for (the node stays Ready through a short outage), and our iptables jumps put
+# back in front of the ones it inserts when it starts.
+restart() {
+	need_root
+	local name="${1:-}" pid start=$SECONDS
+	case "$name" in
+	containerd | etcd | kube-apiserver | kubelet) ;;
+	*) die "restart: COMPONENT is one of containerd, etcd, kube-apiserver, kubelet (not '$name')" ;;
+	esac
+	pid_alive "$name" || die "restart: $name is not running (hack/local-cluster.sh up)"
+	pid="$(cat "$CLUSTER_DIR/pids/$name.pid")"
+	log "killing $name (pid $pid) with SIGKILL"
+	kill -KILL "$pid"
+	while [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.1; done
+	case "$name" in
+	containerd) start_containerd ;;
+	etcd) start_etcd ;;
+	kube-apiserver) start_apiserver ;;
+	kubelet)
+		start_kubelet
+		wait_for "kubelet healthz" 60 curl -sf http://127.0.0.1:10248/healthz
+		ensure_first_jumps
+		;;
+	esac
+	log "$name restarted in $((SECONDS - start))s"
+}
+
 status() {
 	local p
 	for p in "${COMPONENTS[@]}"; do
@@ -617,8 +650,9 @@ import)
 	shift
 	import_images "$@"
 	;;
+restart) restart "${2:-}" ;;
 *)
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac
