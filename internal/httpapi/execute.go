@@ -170,8 +170,9 @@ func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runRespons
 		s.fail(c, http.StatusUnprocessableEntity, "the "+IdempotencyKeyHeader+" was already used for another program, stdin or limits; "+
 			"send a new key for a new request")
 
-	case c.Request.Context().Err() != nil && key != "":
-		// The client went away (or the service is stopping); the CodeRun runs on.
+	case c.Request.Context().Err() != nil && key != "" && run != nil:
+		// The client went away (or the service is stopping); the CodeRun runs on. (Gone
+		// before the CodeRun was created, run is nil: nothing runs, as without a key.)
 		s.countRun(c, outcomeCancelled)
 		c.Header("Retry-After", "1")
 		s.fail(c, http.StatusServiceUnavailable, "the request was cancelled before the run finished; its CodeRun "+run.Name+

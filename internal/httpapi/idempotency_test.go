@@ -25,8 +25,15 @@ type keyRecorder struct {
 
 func (k *keyRecorder) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound time.Duration) (*execv1alpha1.CodeRun, error) {
 	k.keys = append(k.keys, runs.IdempotencyKey(ctx))
-	if runs.IdempotencyKey(ctx) == "used-for-another" {
+	switch runs.IdempotencyKey(ctx) {
+	case "used-for-another":
 		return nil, fmt.Errorf("%w: CodeRun run-x runs another program, stdin or limits", runs.ErrKeyReused)
+	case "gone-before-create": // the client leaves while the create is on its way
+		if k.waiting != nil {
+			k.waiting <- struct{}{}
+		}
+		<-ctx.Done()
+		return nil, fmt.Errorf("creating a CodeRun in coderun-runs: %w", ctx.Err())
 	}
 	return k.fakeRunner.Run(ctx, spec, bound)
 }
@@ -79,18 +86,27 @@ func TestIdempotencyKeyHeader(t *testing.T) {
 }
 
 // TestClientGoneWithKey: a keyed request whose client goes away is told that its run goes
-// on and how to get its result, and is not counted as a deleted run.
+// on and how to get its result; gone before there was a CodeRun, that it was cancelled.
 func TestClientGoneWithKey(t *testing.T) {
-	f := newFixture(t, func(r *fakeRunner, _ *Options) { r.waiting = make(chan struct{}, 1) })
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-f.runner.waiting
-		cancel()
-	}()
-	a := f.doCtx(ctx, t, http.MethodPost, "/execute", `{"code": "`+hang+`"}`, IdempotencyKeyHeader, "k")
-	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.errorMessage(t), "retry with the same Idempotency-Key") ||
-		a.header.Get("Retry-After") == "" {
-		t.Errorf("answer %d %v %s, want 503 with Retry-After telling to retry with the same key", a.status, a.header, a.body)
+	rec := &keyRecorder{}
+	f := newFixture(t, func(r *fakeRunner, o *Options) {
+		r.waiting = make(chan struct{}, 1)
+		rec.fakeRunner = r
+		o.Runs = rec
+	})
+	for _, tc := range []struct{ key, want string }{
+		{"k", "its CodeRun run-00001 runs on: retry with the same Idempotency-Key"},
+		{"gone-before-create", "its CodeRun was deleted"},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-f.runner.waiting
+			cancel()
+		}()
+		a := f.doCtx(ctx, t, http.MethodPost, "/execute", `{"code": "`+hang+`"}`, IdempotencyKeyHeader, tc.key)
+		if a.status != http.StatusServiceUnavailable || !strings.Contains(a.errorMessage(t), tc.want) {
+			t.Errorf("key %s: answer %d %v %s, want 503 saying %q", tc.key, a.status, a.header, a.body, tc.want)
+		}
 	}
 }
 
