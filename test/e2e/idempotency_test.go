@@ -27,7 +27,7 @@ func TestIdempotencyKey(t *testing.T) {
 	defer cancel()
 	base := frontURL(t)
 	// The program names this suite, so that its CodeRuns are told apart from any other's.
-	code := fmt.Sprintf("import time\ntime.sleep(5)\nprint('kept %s')", suiteID)
+	code := fmt.Sprintf("import time\ntime.sleep(8)\nprint('kept %s')", suiteID)
 	body := fmt.Sprintf(`{"code": %q, "limits": {"timeout_seconds": 30}}`, code)
 	key := "e2e-" + suiteID
 
