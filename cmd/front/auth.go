@@ -103,7 +103,7 @@ func (a *authFlags) watchKeys(ctx context.Context, ring *auth.Keyring, log *slog
 func keysCommand(args []string, stdout, stderr io.Writer) int {
 	usage := "usage: coderun-front keys new --id NAME [--rate R] [--burst B] [--max-in-flight N]"
 	if len(args) == 0 || args[0] != "new" {
-		fmt.Fprintln(stderr, usage)
+		_, _ = fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	fs := flag.NewFlagSet("keys new", flag.ContinueOnError)
@@ -117,24 +117,24 @@ func keysCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 || *id == "" {
-		fmt.Fprintln(stderr, usage)
+		_, _ = fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	if err := l.Validate(); err != nil {
-		fmt.Fprintln(stderr, err)
+		_, _ = fmt.Fprintln(stderr, err)
 		return 2
 	}
 	key, entry, err := auth.NewKey(*id, l)
 	if err != nil {
-		fmt.Fprintf(stderr, "making a key for %q: %v\n", *id, err)
+		_, _ = fmt.Fprintf(stderr, "making a key for %q: %v\n", *id, err)
 		return 1
 	}
 	y, err := auth.EntryYAML(entry)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		_, _ = fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "# The key for %s, shown only now (the service keeps its hash):\n%s\n\n", *id, key)
-	fmt.Fprintf(stdout, "# Its entry, for the keys list of keys.yaml in the Secret:\n%s", y)
+	_, _ = fmt.Fprintf(stdout, "# The key for %s, shown only now (the service keeps its hash):\n%s\n\n", *id, key)
+	_, _ = fmt.Fprintf(stdout, "# Its entry, for the keys list of keys.yaml in the Secret:\n%s", y)
 	return 0
 }

@@ -95,7 +95,13 @@ func (s *Server) overQuota(c *gin.Context, id string, r *auth.Refusal) {
 		msg = fmt.Sprintf("%s is over its rate of %g requests per second (burst %d); retry after %d s", who, r.Limits.Rate, r.Limits.Burst, secs)
 	}
 	c.Header("Retry-After", strconv.Itoa(secs))
-	c.AbortWithStatusJSON(http.StatusTooManyRequests, gin.H{"error": msg, "limit": r.Reason})
+	c.AbortWithStatusJSON(http.StatusTooManyRequests, quotaError{Error: msg, Limit: r.Reason})
+}
+
+// quotaError is a 429 answer: the JSON error and which limit was hit (rate or in_flight).
+type quotaError struct {
+	Error string `json:"error"`
+	Limit string `json:"limit"`
 }
 
 // checkProxies validates trusted proxies (addresses or CIDR ranges) before gin takes them,
