@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -220,5 +221,38 @@ func TestWatchFollowsSecretVolume(t *testing.T) {
 	}
 	if _, _, ok := ring.Lookup(keyB); !ok {
 		t.Error("a broken key file removed bob's key")
+	}
+}
+
+// TestQuotaInFlightConcurrent: however many requests race, no more than MaxInFlight runs
+// are let through at once.
+func TestQuotaInFlightConcurrent(t *testing.T) {
+	q := NewQuota(Limits{Rate: 1e6, Burst: 1e6, MaxInFlight: 3})
+	var mu sync.Mutex
+	running, peak, refused := 0, 0, 0
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			release, r := q.Acquire(time.Now(), true)
+			if r != nil {
+				mu.Lock()
+				refused++
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			running++
+			peak = max(peak, running)
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			running--
+			mu.Unlock()
+			release()
+		})
+	}
+	wg.Wait()
+	if peak > 3 || peak == 0 || refused == 0 {
+		t.Errorf("peak %d runs at once (limit 3), %d refused", peak, refused)
 	}
 }
