@@ -91,9 +91,25 @@ start_process() {
 	fi
 	mkdir -p "$CLUSTER_DIR/pids" "$CLUSTER_DIR/logs"
 	log "starting $name (log: ${CLUSTER_DIR#"$ROOT"/}/logs/$name.log)"
-	setsid "$@" >>"$CLUSTER_DIR/logs/$name.log" 2>&1 </dev/null &
+	# Without the caller's other open files: a daemon that inherited one would hold it as
+	# long as it runs, such as the lock of `flock /tmp/coderun-cluster.lock make dev`
+	# (shared by everyone using the cluster), which then never comes free.
+	(
+		close_inherited_fds
+		exec setsid "$@" >>"$CLUSTER_DIR/logs/$name.log" 2>&1 </dev/null
+	) &
 	echo $! >"$CLUSTER_DIR/pids/$name.pid"
 	printf '%s' "$1" >"$CLUSTER_DIR/pids/$name.cmd"
+}
+
+# close_inherited_fds closes every file descriptor above 2 of the current (sub)shell.
+close_inherited_fds() {
+	local fd
+	for fd in /proc/self/fd/*; do
+		fd="${fd##*/}"
+		if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+	done
+	return 0
 }
 
 # stop_process NAME: SIGTERM, then SIGKILL after 15 s, to the process group of the PID we
