@@ -8,9 +8,10 @@
 #   hack/local-cluster.sh status  show the components and the node
 #   hack/local-cluster.sh clean   down, then also remove the image cache
 #   hack/local-cluster.sh import IMAGE...   load images from buildah into the node's containerd
-#   hack/local-cluster.sh restart COMPONENT  kill -9 one of containerd, etcd, kube-apiserver,
-#                                            kubelet (a fault of make test-faults), start it
-#                                            again and wait until it is healthy
+#   hack/local-cluster.sh restart COMPONENT  kill -9 one of the components (containerd,
+#                                            etcd, kube-apiserver, kubelet...: the node faults
+#                                            of make test-faults), start it again and wait
+#                                            until it is healthy
 # Everything lives under .dev/ (see hack/lib.sh). Addresses: API server and kubelet on
 # 10.200.0.1 (an alias on lo), pods 10.244.0.0/24, services 10.96.0.0/16. Nothing listens on
 # other interfaces, and pods can reach nothing off this machine.
@@ -608,8 +609,8 @@ restart() {
 	need_root
 	local name="${1:-}" pid start=$SECONDS
 	case "$name" in
-	containerd | etcd | kube-apiserver | kubelet) ;;
-	*) die "restart: COMPONENT is one of containerd, etcd, kube-apiserver, kubelet (not '$name')" ;;
+	containerd | etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy) ;;
+	*) die "restart: COMPONENT is one of ${COMPONENTS[*]} (not '$name')" ;;
 	esac
 	pid_alive "$name" || die "restart: $name is not running (hack/local-cluster.sh up)"
 	pid="$(cat "$CLUSTER_DIR/pids/$name.pid")"
@@ -620,6 +621,8 @@ restart() {
 	containerd) start_containerd ;;
 	etcd) start_etcd ;;
 	kube-apiserver) start_apiserver ;;
+	kube-controller-manager | kube-scheduler) start_controllers ;;
+	kube-proxy) start_kube_proxy ;;
 	kubelet)
 		start_kubelet
 		wait_for "kubelet healthz" 60 curl -sf http://127.0.0.1:10248/healthz
@@ -652,7 +655,7 @@ import)
 	;;
 restart) restart "${2:-}" ;;
 *)
-	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac
