@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
@@ -104,8 +106,15 @@ func tooLarge(format string, args ...any) *apiError {
 // in terms of the request: not JSON, not an object, a field of the wrong type, or
 // something after the object.
 func decodeBody(body []byte, v any) *apiError {
+	// A byte order mark is no part of JSON, but some editors and Windows tools write one.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest(`the request body is empty; send a JSON object such as {"code": "print(1)"}`)
+	}
+	// JSON text is UTF-8, and encoding/json would quietly turn bad bytes in strings into
+	// U+FFFD: the program run would not be the one sent.
+	if at := invalidUTF8(body); at >= 0 {
+		return badRequest("the request body is not valid UTF-8 (at byte %d); JSON must be UTF-8", at)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
@@ -128,6 +137,22 @@ func decodeBody(body []byte, v any) *apiError {
 		return badRequest("the request body must hold one JSON object and nothing after it")
 	}
 	return nil
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not valid UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // jsonPath turns the decoder's Go-ish field path ("Limits.timeout_seconds" in older Go,
@@ -189,10 +214,18 @@ func parseSource(b *runRequestBody) (execv1alpha1.CodeRunSpec, *apiError) {
 	if n := len(*b.Code); n > execv1alpha1.MaxSourceBytes {
 		return spec, tooLarge(`field "code" is %d bytes; at most %d bytes (64 KiB) are allowed`, n, execv1alpha1.MaxSourceBytes)
 	}
+	// Python refuses source with NUL characters, and PostgreSQL text cannot hold them (a
+	// snippet or submission could not be saved): refuse them here, naming where they are.
+	if at := strings.IndexByte(*b.Code, 0); at >= 0 {
+		return spec, unprocessable(`field "code" has a NUL character (\u0000) at byte %d; Python source cannot contain one`, at)
+	}
 	spec.Source = *b.Code
 	if b.Stdin != nil {
 		if n := len(*b.Stdin); n > execv1alpha1.MaxStdinBytes {
 			return spec, tooLarge(`field "stdin" is %d bytes; at most %d bytes (64 KiB) are allowed`, n, execv1alpha1.MaxStdinBytes)
+		}
+		if at := strings.IndexByte(*b.Stdin, 0); at >= 0 {
+			return spec, unprocessable(`field "stdin" has a NUL character (\u0000) at byte %d; stdin is text and cannot contain one`, at)
 		}
 		spec.Stdin = *b.Stdin
 	}
@@ -234,8 +267,12 @@ func parseLimits(in *limitsInput, maxLimits execv1alpha1.Limits) (execv1alpha1.L
 	var out execv1alpha1.Limits
 	if in.TimeoutSeconds != nil {
 		n, err := json.Number(*in.TimeoutSeconds).Int64()
+		if errors.Is(err, strconv.ErrRange) {
+			return out, unprocessable("limits.timeout_seconds %s is out of range: it must be from %d to the maximum of %d",
+				echo(string(*in.TimeoutSeconds), echoLimit), execv1alpha1.MinTimeoutSeconds, *maxLimits.TimeoutSeconds)
+		}
 		if err != nil {
-			return out, unprocessable("limits.timeout_seconds must be a whole number of seconds, got %.40s", string(*in.TimeoutSeconds))
+			return out, unprocessable("limits.timeout_seconds must be a whole number of seconds, got %s", echo(string(*in.TimeoutSeconds), echoLimit))
 		}
 		if n < execv1alpha1.MinTimeoutSeconds || n > int64(*maxLimits.TimeoutSeconds) {
 			return out, unprocessable("limits.timeout_seconds %d is out of range: it must be from %d to the maximum of %d", n, execv1alpha1.MinTimeoutSeconds, *maxLimits.TimeoutSeconds)

@@ -45,6 +45,15 @@ var badRequests = []struct {
 	{"memory object", `{"code": "x", "limits": {"memory": {}}}`, 400, "memory"},
 	{"cpu above max", `{"code": "x", "limits": {"cpu": 3}}`, 422, "limits.cpu 3 is above the maximum of 2"},
 	{"cpu malformed", `{"code": "x", "limits": {"cpu": "500 m"}}`, 422, "limits.cpu"},
+	{"NUL in code", `{"code": "print(1)\u0000"}`, 422, `field "code" has a NUL character (\u0000) at byte 8`},
+	{"NUL in stdin", `{"code": "input()", "stdin": "a\u0000b"}`, 422, `field "stdin" has a NUL character (\u0000) at byte 1`},
+	{"raw NUL byte", "{\"code\": \"print(1)\x00\"}", 400, `invalid character '\x00' in string literal`},
+	{"invalid UTF-8", "{\"code\": \"print('\xff')\"}", 400, "not valid UTF-8 (at byte 17)"},
+	{"deep nesting", `{"code": ` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, 400, "exceeded max depth"},
+	{"timeout huge", `{"code": "x", "limits": {"timeout_seconds": 99999999999999999999}}`, 422, "timeout_seconds 99999999999999999999 is out of range"},
+	{"timeout beyond float", `{"code": "x", "limits": {"timeout_seconds": 1e400}}`, 422, "whole number of seconds, got 1e400"},
+	{"memory beyond float", `{"code": "x", "limits": {"memory": 1e400}}`, 422, "limits.memory 1e400 is above the maximum of 1Gi"},
+	{"cpu negative", `{"code": "x", "limits": {"cpu": "-1"}}`, 422, "limits.cpu -1 is below the minimum of 10m"},
 	{"code over 64 KiB", `{"code": "` + strings.Repeat("#", execv1alpha1.MaxSourceBytes+1) + `"}`, 413, "at most 65536 bytes"},
 	// 64 Ki characters but more bytes: the bound is in bytes, as the CRD's.
 	{"code over 64 KiB in bytes", `{"code": "` + strings.Repeat("é", execv1alpha1.MaxSourceBytes/2+1) + `"}`, 413, "at most 65536 bytes"},
@@ -88,6 +97,12 @@ func TestParseRunRequestAccepts(t *testing.T) {
 			}
 		}},
 		{"at the maxima", `{"code": "x", "limits": {"timeout_seconds": 60, "memory": "1Gi", "cpu": "2"}}`, nil},
+		{"a byte order mark before the object", "\xef\xbb\xbf{\"code\": \"print(1)\"}", nil},
+		{"NUL escaped in a string literal of the program", `{"code": "print('\\u0000')"}`, func(t *testing.T, s execv1alpha1.CodeRunSpec) {
+			if s.Source != `print('\u0000')` {
+				t.Errorf("source %q", s.Source)
+			}
+		}},
 		{"exactly 64 KiB, unknown fields ignored", `{"code": "` + strings.Repeat("#", execv1alpha1.MaxSourceBytes) + `", "theme": "dark"}`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,6 +138,9 @@ func FuzzParseRunRequest(f *testing.F) {
 			return
 		}
 		s := req.Spec
+		if strings.ContainsRune(s.Source, 0) || strings.ContainsRune(s.Stdin, 0) || !utf8.ValidString(s.Source) || !utf8.ValidString(s.Stdin) {
+			t.Fatalf("accepted a NUL character or invalid UTF-8: %q %q", s.Source, s.Stdin)
+		}
 		if strings.TrimSpace(s.Source) == "" || len(s.Source) > execv1alpha1.MaxSourceBytes || len(s.Stdin) > execv1alpha1.MaxStdinBytes || s.Language != execv1alpha1.LanguagePython {
 			t.Fatalf("accepted a spec the CRD refuses: %+v", s)
 		}
