@@ -48,6 +48,10 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	local i
+	if [ -n "${driver_pid:-}" ]; then
+		kill -TERM "$driver_pid" 2>/dev/null || true
+		wait "$driver_pid" 2>/dev/null || true
+	fi
 	for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_process "${COMPONENTS[i]}"; done
 	if [ "$rc" != 0 ]; then
 		for c in "${COMPONENTS[@]}"; do
@@ -108,7 +112,9 @@ start_process etcd "$KUBE_BIN_DIR/etcd" --name scale --data-dir "$CLUSTER_DIR/et
 wait_for etcd 30 curl -sf "http://127.0.0.1:$((ETCD_PORT + 2))/health"
 
 # The endpoint reconciler is off: it would publish 127.0.0.1 as the kubernetes Service's
-# endpoint, which validation refuses; nothing here needs that Service.
+# endpoint, which validation refuses; nothing here needs that Service. TaintNodesByCondition
+# is off: it taints new nodes not-ready until the node lifecycle controller sees them Ready,
+# and that controller (with its leases and heartbeats) has nothing to do here.
 start_process kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
 	--etcd-servers="http://127.0.0.1:$ETCD_PORT" \
 	--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
@@ -117,7 +123,7 @@ start_process kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
 	--client-ca-file="$PKI/ca.crt" --service-cluster-ip-range=10.97.0.0/16 \
 	--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 	--service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-	--authorization-mode=RBAC --profiling=false
+	--authorization-mode=RBAC --disable-admission-plugins=TaintNodesByCondition --profiling=false
 wait_for "kube-apiserver /readyz" 90 k get --raw /readyz
 
 # The Job controller is what both phases go through; the default client rate (20/s)
@@ -192,7 +198,12 @@ wait_for "operator /readyz" 60 curl -sf "http://127.0.0.1:$OPERATOR_PROBE_PORT/r
 # ---- the test -----------------------------------------------------------------------------
 log "control plane, kwok and operator up after $((SECONDS - start)) s; running $SCALE_N CodeRuns, then $SCALE_N plain Jobs"
 phase_start=$SECONDS
+# In the background, waited for: a signal to this script then runs the cleanup at once
+# (bash runs traps only between commands), and the cleanup stops the driver too.
 "$CLUSTER_DIR/scale" --kubeconfig="$KUBECONFIG_SCALE" -namespace="$NAMESPACE" -n="$SCALE_N" -wave="$SCALE_WAVE" \
 	-operator-config="$CLUSTER_DIR/operator-config.yaml" -operator-pid="$(cat "$CLUSTER_DIR/pids/operator.pid")" \
-	-metrics-url="http://127.0.0.1:$OPERATOR_METRICS_PORT/metrics"
+	-metrics-url="http://127.0.0.1:$OPERATOR_METRICS_PORT/metrics" &
+driver_pid=$!
+wait "$driver_pid"
+driver_pid=
 log "the measurements took $((SECONDS - phase_start)) s"

@@ -36,8 +36,10 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 	"github.com/coderun-dev/coderun/controllers"
@@ -83,6 +85,8 @@ func main() {
 		fmt.Print(out)
 		return
 	}
+	// client-go's reflectors log through controller-runtime's logger: klog's, to stderr.
+	ctrllog.SetLogger(klog.NewKlogr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
