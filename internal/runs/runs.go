@@ -322,6 +322,12 @@ func (c *Client) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bound t
 	if err != nil {
 		return nil, err
 	}
+	if run.Status.Result != nil {
+		// A retry of a finished run: its result is here, read from the API server. (The
+		// cache may not have it any more, if the retention has just removed it.)
+		c.afterResult(run)
+		return run, nil
+	}
 
 	// Register, then read the cache: an event between the create and the registration is
 	// already in the cache, and every later one wakes the waiter.
