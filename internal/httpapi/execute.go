@@ -67,7 +67,7 @@ func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
 		if errors.As(err, &tooBig) {
 			return nil, tooLarge("the request body is over the limit of %d bytes", limit)
 		}
-		return nil, badRequest("reading the request body: %v", err)
+		return nil, bodyReadFailed(err)
 	}
 	return body, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -100,6 +101,17 @@ func unprocessable(format string, args ...any) *apiError {
 
 func tooLarge(format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf(format, args...)}
+}
+
+// bodyReadFailed turns an error reading a request body into an answer: 408 when the body
+// did not arrive within the HTTP server's ReadTimeout, else 400 (chunks that are not HTTP,
+// a body cut short). net/http's text of a timeout names the connection's addresses; the
+// answer does not.
+func bodyReadFailed(err error) *apiError {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &apiError{Status: http.StatusRequestTimeout, Message: "the request body did not arrive within the time allowed; send the whole request at once"}
+	}
+	return badRequest("reading the request body: %v", err)
 }
 
 // decodeBody decodes one JSON object from body into v, with errors that say what is wrong
