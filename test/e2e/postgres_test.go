@@ -410,8 +410,8 @@ func pgTeardown(ctx context.Context, t *testing.T, helm string, checkUninstall b
 
 // expectUninstalled checks what helm uninstall of the PostgreSQL release leaves: no
 // PersistentVolumeClaim (the SQLite claim is the one object the chart keeps, and this release
-// has none), the runs namespace gone or going, and in the release namespace only the URL
-// Secret the user made.
+// has none), the runs namespace gone or going, and in the release namespace only the
+// Secrets the user made: the URL and the API keys.
 func expectUninstalled(ctx context.Context, t *testing.T) {
 	t.Helper()
 	var runsNS corev1.Namespace
@@ -428,7 +428,7 @@ func expectUninstalled(ctx context.Context, t *testing.T) {
 	}
 	var left []string
 	for _, s := range secrets.Items {
-		if s.Name != pgURLSecret {
+		if s.Name != pgURLSecret && s.Name != pgKeysSecret {
 			left = append(left, s.Name)
 		}
 	}
