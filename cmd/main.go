@@ -54,13 +54,19 @@ func main() {
 	utilruntime.Must(execv1alpha1.AddToScheme(scheme))
 
 	// Cache only run Jobs and pods, not every Job and pod of the cluster, and of nodes (read
-	// when runs' hostUsers is left to the cluster) only what decides it.
+	// when runs' hostUsers is left to the cluster) only what decides it. Of runs, their Jobs
+	// and pods it keeps what the operator reads: no managed fields, no program in Jobs and
+	// pods, no program or output in finished runs (controllers/cache.go).
 	runSelector := execv1alpha1.RunPodSelector()
-	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&batchv1.Job{}: {Label: runSelector},
-		&corev1.Pod{}:  {Label: runSelector},
-		&corev1.Node{}: {Transform: controllers.TrimNode},
-	}}
+	cacheOpts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}:          {Label: runSelector, Transform: controllers.TrimJob},
+			&corev1.Pod{}:           {Label: runSelector, Transform: controllers.TrimPod},
+			&corev1.Node{}:          {Transform: controllers.TrimNode},
+			&execv1alpha1.CodeRun{}: {Transform: controllers.TrimRun},
+		},
+	}
 	if namespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(namespaces, ",") {

@@ -80,7 +80,7 @@ func (r *CodeRunReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	run := &execv1alpha1.CodeRun{}
 	if err := r.Get(ctx, req.NamespacedName, run); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.queue.release(req.NamespacedName)
+			r.queue.forget(req.NamespacedName)
 			r.deliveries.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -168,11 +168,7 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (
 func (r *CodeRunReconciler) admit(ctx context.Context, u *statusUpdate, limits execv1alpha1.Limits) (ctrl.Result, error) {
 	run := u.run
 	key := client.ObjectKeyFromObject(run)
-	waiting, err := r.waitingRuns(ctx)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	uid, admitted := r.queue.admit(key, waiting, preferredUID(run, r.Config), r.Config.RunUIDMin, r.Config.RunUIDCount)
+	uid, admitted := r.queue.admit(key, run.CreationTimestamp, preferredUID(run, r.Config), r.Config.RunUIDMin, r.Config.RunUIDCount)
 	if !admitted {
 		if run.Status.Phase != execv1alpha1.PhaseQueued {
 			u.event(corev1.EventTypeNormal, "Queued", "Queue",
@@ -364,7 +360,7 @@ func (r *CodeRunReconciler) resultFromLogOnly(ctx context.Context, pod *corev1.P
 // newest.
 func (r *CodeRunReconciler) runPod(ctx context.Context, run *execv1alpha1.CodeRun) (*corev1.Pod, error) {
 	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(run.Namespace), client.MatchingLabels{execv1alpha1.LabelRunUID: string(run.UID)}); err != nil {
+	if err := r.List(ctx, pods, client.InNamespace(run.Namespace), client.MatchingFields{indexRunUID: string(run.UID)}); err != nil {
 		return nil, fmt.Errorf("listing the run's pods: %w", err)
 	}
 	var newest *corev1.Pod
@@ -378,29 +374,6 @@ func (r *CodeRunReconciler) runPod(ctx context.Context, run *execv1alpha1.CodeRu
 		}
 	}
 	return newest, nil
-}
-
-// waitingRuns lists the runs that have neither started nor finished, and updates the queue
-// depth metric from them.
-func (r *CodeRunReconciler) waitingRuns(ctx context.Context) ([]*execv1alpha1.CodeRun, error) {
-	all := &execv1alpha1.CodeRunList{}
-	// Read-only use of the cache's objects: skip copying every run's source and output.
-	if err := r.List(ctx, all, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing CodeRuns: %w", err)
-	}
-	var waiting []*execv1alpha1.CodeRun
-	depth := 0
-	for i := range all.Items {
-		run := &all.Items[i]
-		if run.DeletionTimestamp.IsZero() && !finished(run) && run.Status.JobName == "" {
-			waiting = append(waiting, run)
-			if !r.queue.isActive(client.ObjectKeyFromObject(run)) {
-				depth++
-			}
-		}
-	}
-	queueDepth.Set(float64(depth))
-	return waiting, nil
 }
 
 // seedQueue, on the first reconcile, gives a slot to each run that was already running
@@ -446,24 +419,9 @@ func (r *CodeRunReconciler) seedQueue(ctx context.Context) error {
 }
 
 // wakeQueue enqueues the oldest waiting runs that fit in the free slots.
-func (r *CodeRunReconciler) wakeQueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	free := r.queue.freeSlots()
-	if free == 0 {
-		return
-	}
-	waiting, err := r.waitingRuns(ctx)
-	if err != nil {
-		logf.FromContext(ctx).Error(err, "waking the queue")
-		return
-	}
-	for _, run := range r.queue.order(waiting) {
-		if free == 0 {
-			return
-		}
-		if !r.queue.isActive(client.ObjectKeyFromObject(run)) {
-			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(run)})
-			free--
-		}
+func (r *CodeRunReconciler) wakeQueue(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	for _, key := range r.queue.next(r.queue.freeSlots()) {
+		q.Add(reconcile.Request{NamespacedName: key})
 	}
 }
 
@@ -474,21 +432,28 @@ func (r *CodeRunReconciler) runEvents() handler.TypedEventHandler[client.Object,
 		q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
 	}
 	return handler.TypedFuncs[client.Object, reconcile.Request]{
+		// The queue learns of every change before the run is enqueued, so that the reconcile
+		// finds it in the queue's view of the waiting runs.
 		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			r.queue.observe(client.ObjectKeyFromObject(e.Object), e.IsInInitialList)
+			if run, ok := e.Object.(*execv1alpha1.CodeRun); ok {
+				r.queue.observe(run, e.IsInInitialList)
+			}
 			enqueue(q, e.Object)
 		},
 		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(q, e.ObjectNew)
 			run, ok := e.ObjectNew.(*execv1alpha1.CodeRun)
+			if ok {
+				r.queue.track(run)
+			}
+			enqueue(q, e.ObjectNew)
 			if ok && (finished(run) || !run.DeletionTimestamp.IsZero()) {
 				r.queue.release(client.ObjectKeyFromObject(run))
-				r.wakeQueue(ctx, q)
+				r.wakeQueue(q)
 			}
 		},
 		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			r.queue.release(client.ObjectKeyFromObject(e.Object))
-			r.wakeQueue(ctx, q)
+			r.queue.forget(client.ObjectKeyFromObject(e.Object))
+			r.wakeQueue(q)
 		},
 		GenericFunc: func(ctx context.Context, e event.TypedGenericEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			enqueue(q, e.Object)
@@ -522,6 +487,9 @@ func (r *CodeRunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReco
 	r.deliveries = newDeliveries(r.Attacher, r.Clock)
 	r.userns = newUserNamespaces(r.Config)
 	if err := r.userns.setupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := setupIndexes(context.Background(), mgr); err != nil {
 		return err
 	}
 	err := ctrl.NewControllerManagedBy(mgr).

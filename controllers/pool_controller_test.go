@@ -44,7 +44,7 @@ func newPoolEnv(t *testing.T, objects ...client.Object) *poolEnv {
 	t.Helper()
 	cfg := tableConfig()
 	e := &poolEnv{t: t, clock: clocktesting.NewFakePassiveClock(now.Time), recorder: events.NewFakeRecorder(100), hidden: map[string]bool{}}
-	e.c = fake.NewClientBuilder().
+	e.c = withRunIndex(fake.NewClientBuilder()).
 		WithScheme(testScheme).
 		WithObjects(objects...).
 		WithStatusSubresource(&execv1alpha1.CodeRun{}, &execv1alpha1.CodeRunPool{}).
@@ -183,7 +183,7 @@ func TestPoolScaleUp(t *testing.T) {
 	}
 	for i := range 20 {
 		run := newRun("r"+string(rune('a'+i)), t0)
-		uid, ok := e.r.queue.admit(client.ObjectKeyFromObject(run), nil, memberUID(members[e.names()[0]]), e.r.Config.RunUIDMin, e.r.Config.RunUIDCount)
+		uid, ok := e.r.queue.admit(client.ObjectKeyFromObject(run), run.CreationTimestamp, memberUID(members[e.names()[0]]), e.r.Config.RunUIDMin, e.r.Config.RunUIDCount)
 		if ok && uids[uid] {
 			t.Errorf("run %s was admitted with member uid %d", run.Name, uid)
 		}

@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 )
@@ -29,7 +32,17 @@ type runQueue struct {
 	mu       sync.Mutex
 	seq      uint64
 	arrivals map[types.NamespacedName]uint64
-	active   map[types.NamespacedName]int64 // run -> uid it runs as (0: unknown)
+	// waiting holds the runs that have neither started nor finished (no Job yet, no
+	// result, not being deleted), with their creation time, as the watch delivers them.
+	// Kept up to date by the CodeRun events, so that admitting a run or waking the next
+	// ones never lists every CodeRun: with thousands of runs that listing, sorted, once
+	// per admission and once per finished run, was the operator's main cost.
+	waiting map[types.NamespacedName]waitKey
+	// order holds the waiting runs sorted oldest first. Admitting a run walks it from the
+	// front only until the run's turn or the free slots are decided, and waking the next
+	// runs takes its first ones.
+	order  []waitKey
+	active map[types.NamespacedName]int64 // run -> uid it runs as (0: unknown)
 	// members holds the uids of pool members that no run has claimed yet, so that no run
 	// or other member gets the uid of a member that may run a program at any moment.
 	members map[types.NamespacedName]int64
@@ -40,6 +53,7 @@ func newRunQueue(limit int) *runQueue {
 	return &runQueue{
 		limit:    limit,
 		arrivals: map[types.NamespacedName]uint64{},
+		waiting:  map[types.NamespacedName]waitKey{},
 		active:   map[types.NamespacedName]int64{},
 		members:  map[types.NamespacedName]int64{},
 	}
@@ -49,10 +63,12 @@ func newRunQueue(limit int) *runQueue {
 // existed when the watch started (initial) arrive in no meaningful order (the informer
 // replays its store, a map): they rank before every live arrival and among themselves by
 // name.
-func (q *runQueue) observe(key types.NamespacedName, initial bool) {
+func (q *runQueue) observe(run *execv1alpha1.CodeRun, initial bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := q.arrivals[key]; ok {
+	key := client.ObjectKeyFromObject(run)
+	defer q.trackLocked(key, run) // after the arrival is known: it places the run
+	if _, ok := q.arrivals[key]; ok || !isWaiting(run) {
 		return
 	}
 	if initial {
@@ -61,6 +77,80 @@ func (q *runQueue) observe(key types.NamespacedName, initial bool) {
 	}
 	q.seq++
 	q.arrivals[key] = q.seq
+}
+
+// track records the state of run as an event delivered it: waiting or not.
+func (q *runQueue) track(run *execv1alpha1.CodeRun) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.trackLocked(client.ObjectKeyFromObject(run), run)
+}
+
+func (q *runQueue) trackLocked(key types.NamespacedName, run *execv1alpha1.CodeRun) {
+	if !isWaiting(run) {
+		q.unwaitLocked(key)
+		return
+	}
+	w := q.waitKeyLocked(key, run.CreationTimestamp)
+	if old, ok := q.waiting[key]; ok {
+		if old == w {
+			return
+		}
+		q.unwaitLocked(key)
+	}
+	q.waiting[key] = w
+	i, _ := slices.BinarySearchFunc(q.order, w, waitKey.compare)
+	q.order = slices.Insert(q.order, i, w)
+}
+
+func (q *runQueue) unwaitLocked(key types.NamespacedName) {
+	w, ok := q.waiting[key]
+	if !ok {
+		return
+	}
+	delete(q.waiting, key)
+	if i, found := slices.BinarySearchFunc(q.order, w, waitKey.compare); found {
+		q.order = slices.Delete(q.order, i, i+1)
+	}
+}
+
+// forget drops a run that was deleted: it neither waits nor holds a slot.
+func (q *runQueue) forget(key types.NamespacedName) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.unwaitLocked(key)
+	q.releaseLocked(key)
+}
+
+// waitKey is where a waiting run stands in the queue.
+type waitKey struct {
+	created time.Time
+	arrival uint64
+	key     types.NamespacedName
+}
+
+// compare orders runs by creation second, then by arrival, then by name.
+func (a waitKey) compare(b waitKey) int {
+	return cmp.Or(
+		a.created.Compare(b.created),
+		cmp.Compare(a.arrival, b.arrival),
+		cmp.Compare(a.key.Namespace, b.key.Namespace),
+		cmp.Compare(a.key.Name, b.key.Name),
+	)
+}
+
+func (q *runQueue) waitKeyLocked(key types.NamespacedName, created metav1.Time) waitKey {
+	arrival, ok := q.arrivals[key]
+	if !ok {
+		arrival = ^uint64(0) // not seen yet: after those that were
+	}
+	return waitKey{created: created.Time, arrival: arrival, key: key}
+}
+
+// isWaiting reports whether run waits for a slot: it has no Job yet and no result, and is
+// not being deleted.
+func isWaiting(run *execv1alpha1.CodeRun) bool {
+	return run.DeletionTimestamp.IsZero() && !finished(run) && run.Status.JobName == ""
 }
 
 // seed marks runs that were already running when the operator started as active. It
@@ -85,19 +175,11 @@ func (q *runQueue) isSeeded() bool {
 	return q.seeded
 }
 
-// isActive reports whether key holds a slot.
-func (q *runQueue) isActive(key types.NamespacedName) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	_, ok := q.active[key]
-	return ok
-}
-
-// admit decides whether run may start now. waiting holds every run that has not started
-// and not finished (run among them). When run is among the oldest waiting runs that fit
-// in the free slots, it becomes active with a user id chosen from preferred onward
-// (wrapping within [uidMin, uidMin+uidCount)) that no other active run has.
-func (q *runQueue) admit(run types.NamespacedName, waiting []*execv1alpha1.CodeRun, preferred, uidMin, uidCount int64) (uid int64, ok bool) {
+// admit decides whether run (created at created) may start now. When run is among the
+// oldest waiting runs that fit in the free slots, it becomes active with a user id chosen
+// from preferred onward (wrapping within [uidMin, uidMin+uidCount)) that no other active
+// run has.
+func (q *runQueue) admit(run types.NamespacedName, created metav1.Time, preferred, uidMin, uidCount int64) (uid int64, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if uid, ok := q.active[run]; ok {
@@ -107,18 +189,21 @@ func (q *runQueue) admit(run types.NamespacedName, waiting []*execv1alpha1.CodeR
 	if free <= 0 {
 		return 0, false
 	}
+	me, ok := q.waiting[run]
+	if !ok {
+		me = q.waitKeyLocked(run, created)
+	}
 	ahead := 0
-	for _, w := range q.orderLocked(waiting) {
-		key := types.NamespacedName{Namespace: w.Namespace, Name: w.Name}
-		if key == run {
+	for _, w := range q.order {
+		if w.compare(me) >= 0 {
 			break
 		}
-		if _, isActive := q.active[key]; !isActive {
-			ahead++
+		if _, isActive := q.active[w.key]; isActive {
+			continue
 		}
-	}
-	if ahead >= free {
-		return 0, false
+		if ahead++; ahead >= free {
+			return 0, false
+		}
 	}
 	uid = q.freeUIDLocked(preferred, uidMin, uidCount)
 	q.active[run] = uid
@@ -206,6 +291,10 @@ func (q *runQueue) renewUID(run types.NamespacedName, preferred, uidMin, uidCoun
 func (q *runQueue) release(key types.NamespacedName) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.releaseLocked(key)
+}
+
+func (q *runQueue) releaseLocked(key types.NamespacedName) {
 	delete(q.arrivals, key)
 	if _, ok := q.active[key]; ok {
 		delete(q.active, key)
@@ -220,28 +309,27 @@ func (q *runQueue) freeSlots() int {
 	return max(q.limit-len(q.active), 0)
 }
 
-// order returns waiting sorted oldest first.
-func (q *runQueue) order(waiting []*execv1alpha1.CodeRun) []*execv1alpha1.CodeRun {
+// next returns up to n of the oldest waiting runs that hold no slot, oldest first: the
+// runs to wake when n slots are free. It also sets the queue depth gauge.
+func (q *runQueue) next(n int) []types.NamespacedName {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.orderLocked(waiting)
-}
-
-func (q *runQueue) orderLocked(waiting []*execv1alpha1.CodeRun) []*execv1alpha1.CodeRun {
-	sorted := slices.Clone(waiting)
-	arrival := func(r *execv1alpha1.CodeRun) uint64 {
-		if s, ok := q.arrivals[types.NamespacedName{Namespace: r.Namespace, Name: r.Name}]; ok {
-			return s
+	var out []types.NamespacedName
+	for _, w := range q.order {
+		if len(out) >= n {
+			break
 		}
-		return ^uint64(0) // not seen yet: after those that were
+		if _, isActive := q.active[w.key]; !isActive {
+			out = append(out, w.key)
+		}
 	}
-	slices.SortStableFunc(sorted, func(a, b *execv1alpha1.CodeRun) int {
-		return cmp.Or(
-			a.CreationTimestamp.Compare(b.CreationTimestamp.Time),
-			cmp.Compare(arrival(a), arrival(b)),
-			cmp.Compare(a.Namespace, b.Namespace),
-			cmp.Compare(a.Name, b.Name),
-		)
-	})
-	return sorted
+	// Active runs whose Job the watch has not shown yet still count as waiting in order.
+	activeWaiting := 0
+	for key := range q.active {
+		if _, ok := q.waiting[key]; ok {
+			activeWaiting++
+		}
+	}
+	queueDepth.Set(float64(len(q.order) - activeWaiting))
+	return out
 }

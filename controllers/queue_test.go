@@ -41,15 +41,22 @@ func TestQueueOrder(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			q := newRunQueue(1)
+			byName := map[string]*execv1alpha1.CodeRun{}
+			for _, r := range tc.runs {
+				byName[r.Name] = r
+			}
 			for _, n := range tc.initial {
-				q.observe(key(n), true)
+				q.observe(byName[n], true)
 			}
 			for _, n := range tc.observed {
-				q.observe(key(n), false)
+				q.observe(byName[n], false)
+			}
+			for _, r := range tc.runs { // the rest: waiting, but their creation not delivered yet
+				q.track(r)
 			}
 			var got []string
-			for _, r := range q.order(tc.runs) {
-				got = append(got, r.Name)
+			for _, k := range q.next(len(tc.runs)) {
+				got = append(got, k.Name)
 			}
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)
@@ -66,41 +73,45 @@ func TestQueueOrder(t *testing.T) {
 func TestQueueAdmitsOldestWithinLimit(t *testing.T) {
 	t0 := time.Now()
 	runs := []*execv1alpha1.CodeRun{queuedRun("a", t0), queuedRun("b", t0), queuedRun("c", t0)}
+	t0m := metav1.NewTime(t0)
 	q := newRunQueue(2)
 	for _, r := range runs {
-		q.observe(key(r.Name), false)
+		q.observe(r, false)
 	}
 	const min, count = 1000, 10
 	// c is third: it must wait even though a slot is free, while a and b have not yet asked.
-	if _, ok := q.admit(key("c"), runs, min, min, count); ok {
+	if _, ok := q.admit(key("c"), t0m, min, min, count); ok {
 		t.Fatal("c admitted ahead of a and b")
 	}
-	uidB, ok := q.admit(key("b"), runs, min, min, count)
+	uidB, ok := q.admit(key("b"), t0m, min, min, count)
 	if !ok {
 		t.Fatal("b (second, 2 free slots) not admitted")
 	}
-	uidA, ok := q.admit(key("a"), runs, min, min, count)
+	uidA, ok := q.admit(key("a"), t0m, min, min, count)
 	if !ok {
 		t.Fatal("a not admitted")
 	}
 	if uidA == uidB {
 		t.Errorf("a and b got the same uid %d", uidA)
 	}
-	if again, ok := q.admit(key("a"), runs, min, min, count); !ok || again != uidA {
+	if again, ok := q.admit(key("a"), t0m, min, min, count); !ok || again != uidA {
 		t.Errorf("admitting a again gave %d/%v, want its uid %d: admit must be idempotent", again, ok, uidA)
 	}
-	if _, ok := q.admit(key("c"), runs, min, min, count); ok {
+	if _, ok := q.admit(key("c"), t0m, min, min, count); ok {
 		t.Fatal("c admitted while 2 of 2 slots are taken")
 	}
 	if q.freeSlots() != 0 {
 		t.Errorf("free slots %d, want 0", q.freeSlots())
 	}
+	doneA := runs[0].DeepCopy()
+	doneA.Status.Result = &execv1alpha1.CodeRunResult{Reason: execv1alpha1.ReasonCompleted}
+	q.track(doneA) // a finished: its update event
 	q.release(key("a"))
 	q.release(key("a")) // releasing again frees nothing more
 	if q.freeSlots() != 1 {
 		t.Errorf("free slots %d after a left, want 1", q.freeSlots())
 	}
-	uidC, ok := q.admit(key("c"), runs, min+count-1, min, count)
+	uidC, ok := q.admit(key("c"), t0m, min+count-1, min, count)
 	if !ok {
 		t.Fatal("c not admitted after a slot freed")
 	}
@@ -112,8 +123,9 @@ func TestQueueAdmitsOldestWithinLimit(t *testing.T) {
 func TestQueueUIDProbingWraps(t *testing.T) {
 	q := newRunQueue(3)
 	q.seed(map[types.NamespacedName]int64{key("x"): 1009})
-	runs := []*execv1alpha1.CodeRun{queuedRun("y", time.Now())}
-	uid, ok := q.admit(key("y"), runs, 1009, 1000, 10)
+	y := queuedRun("y", time.Now())
+	q.observe(y, false)
+	uid, ok := q.admit(key("y"), y.CreationTimestamp, 1009, 1000, 10)
 	if !ok || uid != 1000 {
 		t.Errorf("uid %d (admitted %v), want 1000: 1009 is taken and the range wraps", uid, ok)
 	}
@@ -136,7 +148,7 @@ func TestFinishedRunWakesTheNextInArrivalOrder(t *testing.T) {
 	for _, run := range []*execv1alpha1.CodeRun{a, c, b} { // the API server committed them in this order
 		handler.Create(ctx, event.TypedCreateEvent[client.Object]{Object: run}, q)
 	}
-	if _, ok := r.queue.admit(key("a"), []*execv1alpha1.CodeRun{a, b, c}, 1000, 1000, 10); !ok {
+	if _, ok := r.queue.admit(key("a"), a.CreationTimestamp, 1000, 1000, 10); !ok {
 		t.Fatal("a, first to arrive, was not admitted to the free slot")
 	}
 	drain(q)

@@ -603,7 +603,7 @@ func runReconcileCase(t *testing.T, tc reconcileCase) {
 	}
 	clock := clocktesting.NewFakePassiveClock(now.Time)
 	objects := append([]client.Object{tc.run}, tc.objects...)
-	c := fake.NewClientBuilder().
+	c := withRunIndex(fake.NewClientBuilder()).
 		WithScheme(testScheme).
 		WithObjects(objects...).
 		WithStatusSubresource(&execv1alpha1.CodeRun{}).
@@ -632,7 +632,7 @@ func runReconcileCase(t *testing.T, tc reconcileCase) {
 	}
 	for _, obj := range objects {
 		if run, ok := obj.(*execv1alpha1.CodeRun); ok {
-			r.queue.observe(client.ObjectKeyFromObject(run), true)
+			r.queue.observe(run, true)
 		}
 	}
 

@@ -598,7 +598,7 @@ func (r *CodeRunReconciler) retryElsewhere(ctx context.Context, run *execv1alpha
 // members given up.
 func (r *CodeRunReconciler) ownMember(ctx context.Context, run *execv1alpha1.CodeRun) (*claimedMember, error) {
 	jobs := &batchv1.JobList{}
-	if err := r.List(ctx, jobs, client.InNamespace(run.Namespace), client.MatchingLabels{execv1alpha1.LabelRunUID: string(run.UID)}); err != nil {
+	if err := r.List(ctx, jobs, client.InNamespace(run.Namespace), client.MatchingFields{indexRunUID: string(run.UID)}); err != nil {
 		return nil, fmt.Errorf("listing the run's Jobs: %w", err)
 	}
 	for i := range jobs.Items {

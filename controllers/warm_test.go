@@ -127,7 +127,7 @@ func newWarmEnv(t *testing.T, runner *fakeRunner, intercept *interceptor.Funcs, 
 		}
 		return c.Create(ctx, obj, opts...)
 	}
-	c := fake.NewClientBuilder().
+	c := withRunIndex(fake.NewClientBuilder()).
 		WithScheme(testScheme).
 		WithObjects(objects...).
 		WithStatusSubresource(&execv1alpha1.CodeRun{}, &execv1alpha1.CodeRunPool{}).
@@ -142,7 +142,7 @@ func newWarmEnv(t *testing.T, runner *fakeRunner, intercept *interceptor.Funcs, 
 	}
 	for _, obj := range objects {
 		if run, ok := obj.(*execv1alpha1.CodeRun); ok {
-			e.r.queue.observe(client.ObjectKeyFromObject(run), true)
+			e.r.queue.observe(run, true)
 		}
 	}
 	return e
@@ -726,7 +726,7 @@ func TestWarm(t *testing.T) {
 func coldResult(t *testing.T, rep report.Report, log []byte) *execv1alpha1.CodeRunResult {
 	t.Helper()
 	run := withStatus(newRun("r", t0), runningStatus())
-	c := fake.NewClientBuilder().WithScheme(testScheme).
+	c := withRunIndex(fake.NewClientBuilder()).WithScheme(testScheme).
 		WithObjects(run, jobOf(newRun("r", t0)), podOf(newRun("r", t0), terminatedState(0, "Completed", reportMessage(rep)))).
 		WithStatusSubresource(&execv1alpha1.CodeRun{}).Build()
 	logs := &fakeLogs{}
