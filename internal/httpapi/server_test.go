@@ -142,7 +142,7 @@ type fixture struct {
 
 // newFixture returns the API on a fake runner and a SQLite file of its own. change may
 // alter the runner and the options before the server is built.
-func newFixture(t *testing.T, change func(*fakeRunner, *Options)) *fixture {
+func newFixture(t testing.TB, change func(*fakeRunner, *Options)) *fixture {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "coderun.db"))
 	if err != nil {
