@@ -463,7 +463,8 @@ func retryCreate(ctx context.Context, create func() error) error {
 		if err == nil || apierrors.IsAlreadyExists(err) {
 			return nil
 		}
-		if attempt >= 10 || !(apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsInternalError(err)) {
+		passing := apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsInternalError(err)
+		if attempt >= 10 || !passing {
 			return err
 		}
 		select {

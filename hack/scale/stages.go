@@ -25,18 +25,38 @@ func fakeReport() []byte {
 
 // stage is a kwok Stage (kwok.x-k8s.io/v1alpha1), only the fields used here.
 type stage struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Metadata   map[string]string `json:"metadata"`
-	Spec       stageSpec         `json:"spec"`
+	APIVersion string    `json:"apiVersion"`
+	Kind       string    `json:"kind"`
+	Metadata   meta      `json:"metadata"`
+	Spec       stageSpec `json:"spec"`
 }
 
-type stageSpec struct {
-	ResourceRef map[string]string `json:"resourceRef"`
-	Selector    map[string]any    `json:"selector,omitempty"`
-	Delay       map[string]int    `json:"delay,omitempty"`
-	Next        map[string]any    `json:"next"`
+type meta struct {
+	Name string `json:"name"`
 }
+
+type resourceRef struct {
+	APIGroup string `json:"apiGroup"`
+	Kind     string `json:"kind"`
+}
+
+var (
+	nodes = resourceRef{APIGroup: "v1", Kind: "Node"}
+	pods  = resourceRef{APIGroup: "v1", Kind: "Pod"}
+)
+
+type stageSpec struct {
+	ResourceRef resourceRef    `json:"resourceRef"`
+	Selector    map[string]any `json:"selector,omitempty"`
+	Delay       map[string]int `json:"delay,omitempty"`
+	Next        map[string]any `json:"next"`
+}
+
+// Field names of the Stage API.
+const (
+	fieldMatchExpressions = "matchExpressions"
+	fieldStatusTemplate   = "statusTemplate"
+)
 
 func expr(key, op string, values ...string) map[string]any {
 	e := map[string]any{"key": key, "operator": op}
@@ -136,44 +156,44 @@ containerStatuses:
 phase: Succeeded
 `
 	stages := []stage{
-		{Metadata: map[string]string{"name": "node-initialize"}, Spec: stageSpec{
-			ResourceRef: map[string]string{"apiGroup": "v1", "kind": "Node"},
-			Selector: map[string]any{"matchExpressions": []any{
+		{Metadata: meta{Name: "node-initialize"}, Spec: stageSpec{
+			ResourceRef: nodes,
+			Selector: map[string]any{fieldMatchExpressions: []any{
 				expr(`.status.conditions.[] | select( .type == "Ready" ) | .status`, "NotIn", "True"),
 			}},
-			Next: map[string]any{"statusTemplate": nodeStatus},
+			Next: map[string]any{fieldStatusTemplate: nodeStatus},
 		}},
-		{Metadata: map[string]string{"name": "node-heartbeat-with-lease"}, Spec: stageSpec{
-			ResourceRef: map[string]string{"apiGroup": "v1", "kind": "Node"},
-			Selector: map[string]any{"matchExpressions": []any{
+		{Metadata: meta{Name: "node-heartbeat-with-lease"}, Spec: stageSpec{
+			ResourceRef: nodes,
+			Selector: map[string]any{fieldMatchExpressions: []any{
 				expr(".status.phase", "In", "Running"),
 				expr(`.status.conditions.[] | select( .type == "Ready" ) | .status`, "In", "True"),
 			}},
 			Delay: map[string]int{"durationMilliseconds": 600000, "jitterDurationMilliseconds": 610000},
-			Next:  map[string]any{"statusTemplate": nodeStatus},
+			Next:  map[string]any{fieldStatusTemplate: nodeStatus},
 		}},
-		{Metadata: map[string]string{"name": "pod-ready"}, Spec: stageSpec{
-			ResourceRef: map[string]string{"apiGroup": "v1", "kind": "Pod"},
-			Selector: map[string]any{"matchExpressions": []any{
+		{Metadata: meta{Name: "pod-ready"}, Spec: stageSpec{
+			ResourceRef: pods,
+			Selector: map[string]any{fieldMatchExpressions: []any{
 				expr(".metadata.deletionTimestamp", "DoesNotExist"),
 				expr(".status.phase", "In", "Pending"),
 				expr(`.status.conditions.[] | select( .type == "Ready" ) | .status`, "NotIn", "True"),
 			}},
-			Next: map[string]any{"statusTemplate": podReady},
+			Next: map[string]any{fieldStatusTemplate: podReady},
 		}},
-		{Metadata: map[string]string{"name": "job-pod-complete"}, Spec: stageSpec{
-			ResourceRef: map[string]string{"apiGroup": "v1", "kind": "Pod"},
-			Selector: map[string]any{"matchExpressions": []any{
+		{Metadata: meta{Name: "job-pod-complete"}, Spec: stageSpec{
+			ResourceRef: pods,
+			Selector: map[string]any{fieldMatchExpressions: []any{
 				expr(".metadata.deletionTimestamp", "DoesNotExist"),
 				expr(".status.phase", "In", "Running"),
 				expr(".metadata.ownerReferences.[].kind", "In", "Job"),
 			}},
 			Delay: map[string]int{"durationMilliseconds": delayMs, "jitterDurationMilliseconds": jitterMs},
-			Next:  map[string]any{"statusTemplate": podComplete},
+			Next:  map[string]any{fieldStatusTemplate: podComplete},
 		}},
-		{Metadata: map[string]string{"name": "pod-delete"}, Spec: stageSpec{
-			ResourceRef: map[string]string{"apiGroup": "v1", "kind": "Pod"},
-			Selector: map[string]any{"matchExpressions": []any{
+		{Metadata: meta{Name: "pod-delete"}, Spec: stageSpec{
+			ResourceRef: pods,
+			Selector: map[string]any{fieldMatchExpressions: []any{
 				expr(".metadata.deletionTimestamp", "Exists"),
 			}},
 			Next: map[string]any{"delete": true},
@@ -184,7 +204,7 @@ phase: Succeeded
 		stages[i].APIVersion, stages[i].Kind = "kwok.x-k8s.io/v1alpha1", "Stage"
 		data, err := yaml.Marshal(stages[i])
 		if err != nil {
-			return "", fmt.Errorf("encoding stage %s: %w", stages[i].Metadata["name"], err)
+			return "", fmt.Errorf("encoding stage %s: %w", stages[i].Metadata.Name, err)
 		}
 		out.WriteString("---\n")
 		out.Write(data)
