@@ -29,7 +29,8 @@ type row struct {
 	Duplicated      int `json:"duplicated"`
 	Submissions     int `json:"submissions"`
 	LostSubmissions int `json:"lostSubmissions"`
-	// Recovery: from the fault until the first correct answer to a request sent after it.
+	// Recovery: from the fault until the first correct answer to a probe (a hello world
+	// through /submit) sent after it.
 	Recovery time.Duration `json:"recovery"`
 	Took     time.Duration `json:"took"`
 	// Problems are the failed checks (runs left past their TTL, memory above baseline,
@@ -47,6 +48,39 @@ type load struct {
 	mu       sync.Mutex
 	requests []*request
 	created  []directRun
+	// injected is when the fault was injected.
+	injected time.Time
+	// recovered is set by the first probe answered correctly.
+	recovered atomic.Bool
+}
+
+// probe starts, once a second from now, a hello world through /submit (the run and the
+// database), at most probesInFlight at a time, until one is answered correctly: the time
+// from the fault to that answer is the row's recovery. Probes are requests of the load,
+// retried and counted like the others.
+func (l *load) probe(ctx context.Context) {
+	const probesInFlight = 4
+	var inFlight atomic.Int32
+	l.wg.Go(func() {
+		for !l.stopped() && !l.recovered.Load() {
+			if inFlight.Load() < probesInFlight {
+				inFlight.Add(1)
+				l.wg.Go(func() {
+					defer inFlight.Add(-1)
+					r := newRequest(programs[0], "/submit")
+					r.probe = true
+					l.s.front.do(ctx, r)
+					if r.verdict == correct {
+						l.recovered.Store(true)
+					}
+					l.mu.Lock()
+					l.requests = append(l.requests, r)
+					l.mu.Unlock()
+				})
+			}
+			sleep(ctx, time.Second)
+		}
+	})
 }
 
 type directRun struct {
@@ -118,6 +152,7 @@ func (s *suite) runRow(ctx context.Context, index int, f fault) row {
 	l := s.startLoad(ctx, slug)
 	sleep(ctx, s.before)
 	injected := time.Now()
+	l.injected = injected
 	desc, err := f.inject(ctx, s)
 	r := row{Fault: desc}
 	if err != nil {
@@ -125,13 +160,17 @@ func (s *suite) runRow(ctx context.Context, index int, f fault) row {
 		r.Problems = append(r.Problems, fmt.Sprintf("injecting the fault: %v", err))
 	}
 	slog.Info("row: fault injected", "row", index, "fault", r.Fault, "took", time.Since(injected).Round(time.Millisecond), "error", err)
+	l.probe(ctx)
 	sleep(ctx, s.after)
 	slog.Info("row: load stops; waiting for the requests in flight", "row", index)
 	l.stop()
 	slog.Info("row: checking", "row", index, "requests", len(l.requests), "coderuns", len(l.created))
-	s.judgeRequests(ctx, l, injected, &r)
-	s.judgeDirectRuns(ctx, l, &r)
-	s.checkUnfinished(ctx, start, &r)
+	s.judgeRequests(ctx, l, &r)
+	// The CodeRuns get the patience, from now, to finish: all of them together.
+	drainCtx, cancel := context.WithTimeout(ctx, s.patience)
+	s.judgeDirectRuns(drainCtx, l, &r)
+	s.checkUnfinished(drainCtx, start, &r)
+	cancel()
 	s.checkPastTTL(ctx, &r)
 	s.checkMemory(ctx, &r)
 	if err := s.k.deleteSuiteRuns(ctx); err != nil {
@@ -145,7 +184,7 @@ func (s *suite) runRow(ctx context.Context, index int, f fault) row {
 
 // judgeRequests counts the HTTP requests' outcomes and checks that every accepted /submit
 // is in the database.
-func (s *suite) judgeRequests(ctx context.Context, l *load, injected time.Time, r *row) {
+func (s *suite) judgeRequests(ctx context.Context, l *load, r *row) {
 	systemErrors := map[string]int{}
 	for _, q := range l.requests {
 		r.Sent++
@@ -158,8 +197,8 @@ func (s *suite) judgeRequests(ctx context.Context, l *load, injected time.Time, 
 		switch q.verdict {
 		case correct:
 			r.Correct++
-			if !q.sent.Before(injected) && (r.Recovery == 0 || q.answered.Sub(injected) < r.Recovery) {
-				r.Recovery = q.answered.Sub(injected)
+			if q.probe && (r.Recovery == 0 || q.answered.Sub(l.injected) < r.Recovery) {
+				r.Recovery = q.answered.Sub(l.injected)
 			}
 		case systemError:
 			r.Failed++
@@ -191,11 +230,10 @@ func (s *suite) judgeRequests(ctx context.Context, l *load, injected time.Time, 
 	}
 }
 
-// judgeDirectRuns waits for the CodeRuns the suite created to finish and judges them.
-func (s *suite) judgeDirectRuns(ctx context.Context, l *load, r *row) {
+// judgeDirectRuns waits for the CodeRuns the suite created to finish (until waitCtx ends)
+// and judges them.
+func (s *suite) judgeDirectRuns(waitCtx context.Context, l *load, r *row) {
 	byName := map[string]execv1alpha1.CodeRun{}
-	waitCtx, cancel := context.WithTimeout(ctx, s.patience)
-	defer cancel()
 	for {
 		list, err := s.k.suiteRuns(waitCtx, l.slug)
 		if err == nil {
@@ -255,12 +293,10 @@ func (s *suite) judgeDirectRuns(ctx context.Context, l *load, r *row) {
 }
 
 // checkUnfinished waits for every CodeRun created during the row (the front's too, such as
-// the first CodeRun of a request retried into a second one) to finish; those that do not
-// within the patience are lost.
-func (s *suite) checkUnfinished(ctx context.Context, since time.Time, r *row) {
+// the first CodeRun of a request retried into a second one) to finish; those that have not
+// when waitCtx ends are lost.
+func (s *suite) checkUnfinished(waitCtx context.Context, since time.Time, r *row) {
 	var left []string
-	waitCtx, cancel := context.WithTimeout(ctx, s.patience)
-	defer cancel()
 	for {
 		var err error
 		left, err = s.k.unfinished(waitCtx, since)
@@ -329,7 +365,10 @@ var memoryComponents = []string{"operator", "front"}
 // only gradually): the larger of 32 MiB and half the baseline.
 func (s *suite) checkMemory(ctx context.Context, r *row) {
 	for _, c := range memoryComponents {
-		base := s.baseline[c]
+		base, ok := s.baseline[c]
+		if !ok {
+			continue // the first row, which sets the baseline
+		}
 		limit := base + max(32<<20, base/2)
 		var last int64
 		var err error
