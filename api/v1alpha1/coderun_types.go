@@ -70,12 +70,16 @@ type Limits struct {
 	// its request). A program that needs more is killed and the run ends with reason
 	// MemoryLimitExceeded.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('16Mi')) >= 0 && quantity(string(self)).compareTo(quantity('64Gi')) <= 0",message="memory must be between 16Mi and 64Gi"
+	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self))",message="memory must be a quantity such as 512Mi or 1Gi"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(string(self)) || (quantity(string(self)).compareTo(quantity('16Mi')) >= 0 && quantity(string(self)).compareTo(quantity('64Gi')) <= 0)",message="memory must be between 16Mi and 64Gi"
 	Memory *resource.Quantity `json:"memory,omitempty"`
 
 	// cpu is the CPU the program may use (the pod's CPU limit, which equals its request).
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('10m')) >= 0 && quantity(string(self)).compareTo(quantity('64')) <= 0",message="cpu must be between 10m and 64"
+	// Write a fraction in millicores or as a string (500m or "0.5"): the schema takes an
+	// integer or a string, so the YAML number 0.5 is refused.
+	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self))",message="cpu must be a quantity such as 500m or 2"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(string(self)) || (quantity(string(self)).compareTo(quantity('10m')) >= 0 && quantity(string(self)).compareTo(quantity('64')) <= 0)",message="cpu must be between 10m and 64"
 	CPU *resource.Quantity `json:"cpu,omitempty"`
 }
 

@@ -30,18 +30,25 @@ func TestSchemaBounds(t *testing.T) {
 		t.Errorf("timeoutSeconds: schema bounds %v..%v, want %d..%d", timeout.Minimum, timeout.Maximum, MinTimeoutSeconds, MaxTimeoutSeconds)
 	}
 	for field, bounds := range map[string][2]string{"memory": {MinMemory, MaxMemory}, "cpu": {MinCPU, MaxCPU}} {
-		rules := limits[field].XValidations
-		if len(rules) != 1 {
-			t.Errorf("%s: %d validation rules, want 1", field, len(rules))
-			continue
-		}
-		for _, q := range bounds {
-			if !strings.Contains(rules[0].Rule, "quantity('"+q+"')") {
-				t.Errorf("%s: rule %q does not bound by %s", field, rules[0].Rule, q)
+		// One rule says the value must be a quantity; one bounds it.
+		var bounding []apiextensionsv1.ValidationRule
+		for _, r := range limits[field].XValidations {
+			if strings.Contains(r.Rule, "compareTo") {
+				bounding = append(bounding, r)
 			}
 		}
-		if !strings.Contains(rules[0].Message, bounds[0]+" and "+bounds[1]) {
-			t.Errorf("%s: message %q does not name %s and %s", field, rules[0].Message, bounds[0], bounds[1])
+		if len(bounding) != 1 {
+			t.Errorf("%s: %d rules bound it, want 1", field, len(bounding))
+			continue
+		}
+		rule := bounding[0]
+		for _, q := range bounds {
+			if !strings.Contains(rule.Rule, "quantity('"+q+"')") {
+				t.Errorf("%s: rule %q does not bound by %s", field, rule.Rule, q)
+			}
+		}
+		if !strings.Contains(rule.Message, bounds[0]+" and "+bounds[1]) {
+			t.Errorf("%s: message %q does not name %s and %s", field, rule.Message, bounds[0], bounds[1])
 		}
 	}
 }
