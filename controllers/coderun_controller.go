@@ -239,17 +239,23 @@ func (r *CodeRunReconciler) observeJob(ctx context.Context, u *statusUpdate, job
 	}
 
 	if cs != nil && run.Status.StartTime == nil {
-		var started *metav1.Time
 		switch {
-		case cs.State.Running != nil:
-			started = &cs.State.Running.StartedAt
-		case cs.State.Terminated != nil:
-			started = &cs.State.Terminated.StartedAt
-		}
-		if started != nil && !started.IsZero() {
+		case cs.State.Running != nil && !cs.State.Running.StartedAt.IsZero():
+			started := cs.State.Running.StartedAt
+			// As on the warm path, a run shows Running once its program has run for a
+			// second: most programs end sooner, and then one status write records both
+			// their start and their end instead of one write each. At thousands of runs,
+			// writes are what the API server runs out of.
+			if wait := started.Add(runningStatusWait).Sub(r.Clock.Now()); wait > 0 {
+				u.run.Status = *u.base.Status.DeepCopy()
+				return ctrl.Result{RequeueAfter: wait}, nil
+			}
 			run.Status.StartTime = started.DeepCopy()
 			u.setCondition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is running")
 			u.event(corev1.EventTypeNormal, "Started", "Run", "Program started in pod "+pod.Name)
+		case cs.State.Terminated != nil && !cs.State.Terminated.StartedAt.IsZero():
+			// Started and ended between two looks: the event of its end says it all.
+			run.Status.StartTime = cs.State.Terminated.StartedAt.DeepCopy()
 		}
 	}
 

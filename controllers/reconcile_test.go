@@ -375,11 +375,8 @@ func TestReconcile(t *testing.T) {
 			wantStatus: endedStatus(execv1alpha1.CodeRunResult{
 				Reason: execv1alpha1.ReasonMemoryLimitExceeded, Message: "memory limit of 256Mi exceeded", ExitCode: ptr.To[int32](137), Signal: "SIGKILL",
 			}, "MemoryLimitExceeded, exit code 137: memory limit of 256Mi exceeded"),
-			wantEvents: []string{
-				"Normal Started Program started in pod r-pod",
-				"Warning MemoryLimitExceeded MemoryLimitExceeded, exit code 137: memory limit of 256Mi exceeded",
-			},
-			wantJob: true,
+			wantEvents: []string{"Warning MemoryLimitExceeded MemoryLimitExceeded, exit code 137: memory limit of 256Mi exceeded"},
+			wantJob:    true,
 		},
 
 		// Runs that never report: the Job or pod ends or goes away without a result.
@@ -525,6 +522,16 @@ func TestReconcile(t *testing.T) {
 			wantStatus: runningStatus(),
 			wantEvents: []string{"Normal Started Program started in pod r-pod"},
 			wantJob:    true,
+		},
+		{
+			// Most programs end within a second: then one write records start and end.
+			name: "a program running for less than a second: no write yet, a look when the second is up",
+			run:  withStatus(newRun("r", t0), admittedStatus()),
+			objects: []client.Object{jobOf(newRun("r", t0)), podOf(newRun("r", t0),
+				&corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}})},
+			wantStatus:  admittedStatus(),
+			wantJob:     true,
+			wantRequeue: time.Second,
 		},
 
 		// The queue: 2 run slots, oldest first.
