@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
@@ -33,7 +34,22 @@ const pgKeysSecret = "e2e-api-keys" // front.auth.existingSecret
 type e2eKeys struct {
 	alice, bob string
 	// quota may make 2 requests, then one every 500 s: its third request is over the rate.
-	quota string
+	quota   string
+	entries []auth.Entry // of alice, bob and quota, as in the Secret
+}
+
+// keyFile is the key file of entries.
+func keyFile(t *testing.T, entries ...auth.Entry) string {
+	t.Helper()
+	file := "keys:\n"
+	for _, e := range entries {
+		y, err := auth.EntryYAML(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file += string(y)
+	}
+	return file
 }
 
 // pgAuthValues are the --set values of the PostgreSQL release for API keys.
@@ -52,7 +68,6 @@ var pgAuthValues = []string{
 func createAPIKeysSecret(ctx context.Context, t *testing.T) e2eKeys {
 	t.Helper()
 	var keys e2eKeys
-	file := "keys:\n"
 	for _, k := range []struct {
 		id     string
 		limits auth.Limits
@@ -66,15 +81,12 @@ func createAPIKeysSecret(ctx context.Context, t *testing.T) e2eKeys {
 		if err != nil {
 			t.Fatal(err)
 		}
-		y, err := auth.EntryYAML(entry)
-		if err != nil {
-			t.Fatal(err)
-		}
-		*k.key, file = key, file+string(y)
+		*k.key = key
+		keys.entries = append(keys.entries, entry)
 	}
 	createObject(ctx, t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: pgKeysSecret, Namespace: pgReleaseNamespace, Labels: suiteLabels()},
-		StringData: map[string]string{"keys.yaml": file},
+		StringData: map[string]string{"keys.yaml": keyFile(t, keys.entries...)},
 	})
 	return keys
 }
@@ -117,7 +129,7 @@ func keyCall(ctx context.Context, t *testing.T, base, key, method, path, body st
 // checkAPIKeys: with keys on and anonymous access off, a request without a key or with a
 // wrong one gets 401; a key over its rate gets 429 with Retry-After; a key cannot read
 // another's submission, nor see it listed; a run is labelled with its key's id; refusals
-// are counted by key id, never showing a key.
+// are counted by key id, never showing a key; and keys rotate without a restart.
 func checkAPIKeys(ctx context.Context, t *testing.T, helm string, keys e2eKeys) {
 	t.Helper()
 	// The anonymous runs of the earlier steps are labelled so.
@@ -129,9 +141,11 @@ func checkAPIKeys(ctx context.Context, t *testing.T, helm string, keys e2eKeys) 
 		t.Errorf("no CodeRun in %s is labelled %s=%s, though the earlier steps ran anonymously", pgRunsNamespace, runs.KeyIDLabel, auth.Anonymous)
 	}
 
+	old := pgPodNames(ctx, t, "front", pgFrontReplicas)
 	start := time.Now()
 	runHelm(ctx, t, helm, pgReleaseNamespace, "upgrade", pgRelease, chartPath, "--reuse-values",
 		"--set", "front.auth.anonymous.enabled=false", "--wait", "--timeout", "5m")
+	waitForRolledFront(ctx, t, old) // so that the port-forward picks none of the old pods
 	t.Logf("helm upgrade turning anonymous access off took %s", time.Since(start).Round(time.Second))
 	// One pod behind the port-forward: its quotas are the ones counted (each replica
 	// counts its own).
@@ -216,6 +230,45 @@ func checkAPIKeys(ctx context.Context, t *testing.T, helm string, keys e2eKeys) 
 			t.Error("/metrics shows a key")
 		}
 	}
+
+	rotateKeys(ctx, t, pf.url, keys)
+}
+
+// rotateKeys replaces bob's key by carol's in the Secret, and waits until the running front
+// (the same pod: the port-forward would end with it) takes carol's key and refuses bob's:
+// the kubelet updates the mounted file on its next sync of the pod (about a minute), and the
+// front reads it within front.auth.reloadInterval.
+func rotateKeys(ctx context.Context, t *testing.T, base string, keys e2eKeys) {
+	t.Helper()
+	carol, carolEntry, err := auth.NewKey("carol", auth.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret corev1.Secret
+	getObject(ctx, t, client.ObjectKey{Namespace: pgReleaseNamespace, Name: pgKeysSecret}, &secret)
+	secret.Data = map[string][]byte{"keys.yaml": []byte(keyFile(t, keys.entries[0], keys.entries[2], carolEntry))}
+	if err := k8s.Update(ctx, &secret); err != nil {
+		t.Fatalf("updating Secret %s: %v", pgKeysSecret, err)
+	}
+	start := time.Now()
+	status := func(key string) int {
+		s, _ := keyCall(ctx, t, base, key, http.MethodGet, "/submissions?per_page=1", "", nil)
+		return s
+	}
+	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, 3*time.Minute, true, func(context.Context) (bool, error) {
+		return status(carol) == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("carol's key, added to the Secret, still refused after %s: %v", time.Since(start).Round(time.Second), err)
+	}
+	t.Logf("the front took the rotated keys %s after the Secret changed, without a restart", time.Since(start).Round(time.Second))
+	if got := status(keys.bob); got != http.StatusUnauthorized {
+		t.Errorf("bob's key, removed from the Secret, answered %d, want 401", got)
+	}
+	if got := status(keys.alice); got != http.StatusOK {
+		t.Errorf("alice's key, kept in the Secret, answered %d after the rotation", got)
+	}
+	expectNoRestarts(ctx, t, "front")
 }
 
 func getText(ctx context.Context, t *testing.T, url string) (int, string) {
