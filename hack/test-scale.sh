@@ -11,8 +11,10 @@
 #
 # Settings (environment): SCALE_N (10000), SCALE_WAVE (1000), SCALE_NODES (100),
 # SCALE_SLOTS (the operator's maxConcurrentRuns, 1000: 10 per node, which is what the fake
-# nodes' 10 CPUs hold of 1-CPU run pods), SCALE_TTL (the Jobs' TTL after finishing, 10s),
-# SCALE_PORT_BASE (23000: uses the ports base+247..base+443 listed below).
+# nodes' 10 CPUs hold of 1-CPU run pods), SCALE_TTL (the Jobs' TTL after finishing, 30s),
+# SCALE_PHASE_TIMEOUT (20m per phase: what finished by then is measured),
+# SCALE_CLEANUP_TIMEOUT (5m), SCALE_PORT_BASE (23000: uses the ports base+80..base+443
+# listed below).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # ROOT, KUBE_BIN_DIR, log, die, start/stop_process, wait_for
 LOG_PREFIX=test-scale
@@ -21,7 +23,7 @@ SCALE_N="${SCALE_N:-10000}"
 SCALE_WAVE="${SCALE_WAVE:-1000}"
 SCALE_NODES="${SCALE_NODES:-100}"
 SCALE_SLOTS="${SCALE_SLOTS:-1000}"
-SCALE_TTL="${SCALE_TTL:-10s}"
+SCALE_TTL="${SCALE_TTL:-30s}"
 base="${SCALE_PORT_BASE:-23000}"
 ETCD_PORT=$((base + 379)) # and the two after it: peer, metrics
 API_PORT=$((base + 443))
@@ -30,11 +32,12 @@ SCHEDULER_PORT=$((base + 259))
 KWOK_PORT=$((base + 247))
 OPERATOR_METRICS_PORT=$((base + 80))
 OPERATOR_PROBE_PORT=$((base + 81))
+OPERATOR_PPROF_PORT=$((base + 82)) # go tool pprof http://127.0.0.1:23082/debug/pprof/profile
 NAMESPACE=scale
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok operator)
 
 start=$SECONDS
-for p in "$ETCD_PORT" $((ETCD_PORT + 1)) $((ETCD_PORT + 2)) "$API_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT" "$OPERATOR_METRICS_PORT" "$OPERATOR_PROBE_PORT"; do
+for p in "$ETCD_PORT" $((ETCD_PORT + 1)) $((ETCD_PORT + 2)) "$API_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT" "$OPERATOR_METRICS_PORT" "$OPERATOR_PROBE_PORT" "$OPERATOR_PPROF_PORT"; do
 	if ss -Htln "sport = :$p" | quiet_grep .; then
 		die "port $p on this machine is taken; set SCALE_PORT_BASE to another base"
 	fi
@@ -192,7 +195,8 @@ tolerations:
 EOF
 start_process operator "$CLUSTER_DIR/operator" --kubeconfig="$KUBECONFIG_SCALE" \
 	--config="$CLUSTER_DIR/operator-config.yaml" --namespaces="$NAMESPACE" \
-	--metrics-bind-address="127.0.0.1:$OPERATOR_METRICS_PORT" --health-probe-bind-address="127.0.0.1:$OPERATOR_PROBE_PORT"
+	--metrics-bind-address="127.0.0.1:$OPERATOR_METRICS_PORT" --health-probe-bind-address="127.0.0.1:$OPERATOR_PROBE_PORT" \
+	--pprof-bind-address="127.0.0.1:$OPERATOR_PPROF_PORT"
 wait_for "operator /readyz" 60 curl -sf "http://127.0.0.1:$OPERATOR_PROBE_PORT/readyz"
 
 # ---- the test -----------------------------------------------------------------------------
@@ -202,7 +206,8 @@ phase_start=$SECONDS
 # (bash runs traps only between commands), and the cleanup stops the driver too.
 "$CLUSTER_DIR/scale" --kubeconfig="$KUBECONFIG_SCALE" -namespace="$NAMESPACE" -n="$SCALE_N" -wave="$SCALE_WAVE" \
 	-operator-config="$CLUSTER_DIR/operator-config.yaml" -operator-pid="$(cat "$CLUSTER_DIR/pids/operator.pid")" \
-	-metrics-url="http://127.0.0.1:$OPERATOR_METRICS_PORT/metrics" &
+	-metrics-url="http://127.0.0.1:$OPERATOR_METRICS_PORT/metrics" \
+	-phase-timeout="${SCALE_PHASE_TIMEOUT:-20m}" -cleanup-timeout="${SCALE_CLEANUP_TIMEOUT:-5m}" &
 driver_pid=$!
 wait "$driver_pid"
 driver_pid=
