@@ -142,6 +142,19 @@ func TestAuthRefusesWithoutAValidKey(t *testing.T) {
 	}
 }
 
+// TestAuthLogsKeyID: the request log line names the key id (never the key).
+func TestAuthLogsKeyID(t *testing.T) {
+	alice := newTestKey(t, "alice", auth.Limits{})
+	var logs strings.Builder
+	f := newAuthFixture(t, func(_ *fakeRunner, o *Options) { o.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) }, alice)
+	if a := f.do(t, "POST", "/execute", hello, bearer(alice)...); a.status != http.StatusOK {
+		t.Fatalf("/execute: %d %s", a.status, a.body)
+	}
+	if !strings.Contains(logs.String(), `"key_id":"alice"`) || strings.Contains(logs.String(), alice.key) {
+		t.Errorf("the request log does not name the key id, or shows the key:\n%s", logs.String())
+	}
+}
+
 func TestAuthRateLimit(t *testing.T) {
 	// One request a minute, two at once.
 	alice := newTestKey(t, "alice", auth.Limits{Rate: 1.0 / 60, Burst: 2})

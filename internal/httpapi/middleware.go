@@ -80,6 +80,9 @@ func (s *Server) observe(c *gin.Context) {
 		slog.Int("bytes_out", max(c.Writer.Size(), 0)),
 		slog.String("client", c.ClientIP()),
 	}
+	if id := c.GetString(keyIDKey); id != "" { // API keys on: who made the request
+		attrs = append(attrs, slog.String("key_id", id))
+	}
 	if name := c.GetString(runNameKey); name != "" {
 		attrs = append(attrs, slog.String("run", name), slog.String("reason", c.GetString(runReasonKey)))
 	}
