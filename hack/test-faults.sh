@@ -42,6 +42,11 @@ deploy() { # deploy [HELM --set values]: the release as make dev deploys it, plu
 restore() {
 	local rc=0
 	log "restoring the release as make dev deploys it (SQLite, one replica each)"
+	# Helm's server-side apply of the chart's Recreate strategy (SQLite) over RollingUpdate
+	# (PostgreSQL) keeps the defaulted rollingUpdate field, which the API server refuses
+	# with type Recreate: drop it first.
+	kubectl_dev -n coderun-system patch deployment coderun-front --type=merge \
+		-p '{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}' >/dev/null || rc=1
 	deploy "" || rc=1
 	kubectl_dev -n coderun-system delete secret "$PG_SECRET" --ignore-not-found >/dev/null || rc=1
 	kubectl_dev delete namespace "$PG_NAMESPACE" --ignore-not-found --wait=false >/dev/null || rc=1
