@@ -2,10 +2,13 @@ package controllers
 
 import (
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
@@ -64,5 +67,24 @@ func TestTrimKeepsWhatTheOperatorReads(t *testing.T) {
 	if done.Spec.Source != "" || done.Status.Result.Output != "" || done.Status.Result.Reason != execv1alpha1.ReasonCompleted ||
 		!finished(done) || done.Status.JobName == "" {
 		t.Errorf("finished run trimmed to %+v / %+v: want its result reason and Job, no program or output", done.Spec, done.Status)
+	}
+}
+
+// A member given up after a failed delivery is never taken again while the cache may
+// still show it, but it is not remembered for ever: at 10,000 runs a remembered name per
+// retry would only grow.
+func TestDiscardedMembersAreForgottenLater(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(t0)
+	d := newDeliveries(nil, clock)
+	first := types.NamespacedName{Namespace: ns, Name: "python-aaaaa"}
+	d.discard(types.NamespacedName{Namespace: ns, Name: "r1"}, first)
+	if !d.isDiscarded(first) || !d.inUse(first) {
+		t.Fatal("a discarded member must not be used again")
+	}
+	clock.SetTime(t0.Add(discardMemory + time.Second))
+	second := types.NamespacedName{Namespace: ns, Name: "python-bbbbb"}
+	d.discard(types.NamespacedName{Namespace: ns, Name: "r2"}, second)
+	if d.isDiscarded(first) || len(d.discarded) != 1 || !d.isDiscarded(second) {
+		t.Errorf("after %s: discarded %v, want only %s", discardMemory, d.discarded, second.Name)
 	}
 }

@@ -40,6 +40,9 @@ const (
 	// maxStreamOutput bounds what is kept of a member's stdout, where the runner writes
 	// only its report.
 	maxStreamOutput = report.MaxEncodedSize + 64*1024
+	// discardMemory is how long a discarded member is remembered: far longer than the
+	// cache takes to show its deletion.
+	discardMemory = 10 * time.Minute
 )
 
 // deliveries holds the warm runs in flight (a nil *deliveries holds none): one attach stream per run, owned by a
@@ -55,9 +58,10 @@ type deliveries struct {
 
 	mu       sync.Mutex
 	sessions map[types.NamespacedName]*session
-	// discarded are members given up after a failed delivery; the cache may show them
-	// as claimed for a while after they were deleted.
-	discarded map[types.NamespacedName]bool
+	// discarded are members given up after a failed delivery, with when: the cache may
+	// show them as claimed for a while after they were deleted. Entries older than
+	// discardMemory are dropped, so that the map stays small however many runs pass.
+	discarded map[types.NamespacedName]time.Time
 	// held are streams opened ahead to idle members (held.go).
 	held map[types.NamespacedName]*heldStream
 }
@@ -69,7 +73,7 @@ func newDeliveries(a Attacher, c clock.PassiveClock) *deliveries {
 		events:    make(chan event.GenericEvent, 1024),
 		base:      context.Background(),
 		sessions:  map[types.NamespacedName]*session{},
-		discarded: map[types.NamespacedName]bool{},
+		discarded: map[types.NamespacedName]time.Time{},
 		held:      map[types.NamespacedName]*heldStream{},
 	}
 }
@@ -142,7 +146,13 @@ func (d *deliveries) discard(run types.NamespacedName, member types.NamespacedNa
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.sessions, run)
-	d.discarded[member] = true
+	now := d.clock.Now()
+	for m, at := range d.discarded {
+		if now.Sub(at) > discardMemory {
+			delete(d.discarded, m)
+		}
+	}
+	d.discarded[member] = now
 }
 
 func (d *deliveries) isDiscarded(member types.NamespacedName) bool {
@@ -151,7 +161,8 @@ func (d *deliveries) isDiscarded(member types.NamespacedName) bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.discarded[member]
+	_, ok := d.discarded[member]
+	return ok
 }
 
 // inUse reports whether a session of this process holds member (the cache may not show
@@ -167,7 +178,7 @@ func (d *deliveries) inUse(member types.NamespacedName) bool {
 
 // inUseLocked is inUse with d.mu held.
 func (d *deliveries) inUseLocked(member types.NamespacedName) bool {
-	if d.discarded[member] {
+	if _, ok := d.discarded[member]; ok {
 		return true
 	}
 	for _, s := range d.sessions {

@@ -475,9 +475,10 @@ func retryCreate(ctx context.Context, create func() error) error {
 	}
 }
 
-// sample reads the operator's gauges and memory every 250 ms and prints progress every 5 s.
+// sample reads the operator's gauges every second (the pods the bound is about are
+// counted on every event) and prints progress every 5 s.
 func (d *driver) sample(ctx context.Context, name string, t *tracker, res *phaseResult) {
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := time.Now()
 	var scrapeErr error

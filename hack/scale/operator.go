@@ -68,6 +68,9 @@ func scrapeGauges(ctx context.Context, url string, names ...string) (map[string]
 	if err != nil {
 		return nil, err
 	}
+	// Uncompressed: gzipping the metrics, 4 times a second, was a tenth of the operator's
+	// CPU in a profile of the scale test.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scraping %s: %w", url, err)
