@@ -138,7 +138,7 @@ test-web: web/node_modules/.installed ## Type-check the page and run its unit te
 	cd web && npm run typecheck && npm test
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target (report parser, termination message, HTTP request parsers) for FUZZTIME (default 30s).
+fuzz: ## Run each fuzz target (report parser, termination message, HTTP request parsers, API key file and headers) for FUZZTIME (default 30s).
 	$(GO) test ./internal/report -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./controllers -run '^$$' -fuzz FuzzResultFromTerminationMessage -fuzztime $${FUZZTIME:-30s}
 	$(GO) test ./internal/httpapi -run '^$$' -fuzz FuzzParseRunRequest -fuzztime $${FUZZTIME:-30s}
@@ -146,6 +146,10 @@ fuzz: ## Run each fuzz target (report parser, termination message, HTTP request 
 	@# target per run, so each name is anchored.
 	for t in FuzzSnippetRequest FuzzSubmissionsQuery FuzzPathID FuzzRequestID FuzzRequest; do \
 		$(GO) test ./internal/httpapi -run '^$$' -fuzz "^$$t\$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
+	done
+	@# API keys: the key file and the Authorization / X-Auth-Token headers (internal/auth).
+	for t in FuzzParseFile FuzzKeyFromHeader; do \
+		$(GO) test ./internal/auth -run '^$$' -fuzz "^$$t\$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
 	done
 
 ##@ Build
