@@ -7,15 +7,12 @@ import (
 	"os"
 	"strings"
 
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -59,20 +56,8 @@ func main() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(execv1alpha1.AddToScheme(scheme))
 
-	// Cache only run Jobs and pods, not every Job and pod of the cluster, and of nodes (read
-	// when runs' hostUsers is left to the cluster) only what decides it. Of runs, their Jobs
-	// and pods it keeps what the operator reads: no managed fields, no program in Jobs and
-	// pods, no program or output in finished runs (controllers/cache.go).
-	runSelector := execv1alpha1.RunPodSelector()
-	cacheOpts := cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&batchv1.Job{}:          {Label: runSelector, Transform: controllers.TrimJob},
-			&corev1.Pod{}:           {Label: runSelector, Transform: controllers.TrimPod},
-			&corev1.Node{}:          {Transform: controllers.TrimNode},
-			&execv1alpha1.CodeRun{}: {Transform: controllers.TrimRun},
-		},
-	}
+	// Only run Jobs and pods, trimmed to what the operator reads (controllers/cache.go).
+	cacheOpts := controllers.CacheOptions()
 	if namespaces != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range strings.Split(namespaces, ",") {

@@ -28,16 +28,23 @@ func TestTrimKeepsWhatTheOperatorReads(t *testing.T) {
 	run.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "front"}}
 	job := buildJob(run, tableConfig().Effective(run.Spec.Limits), tableConfig(), 200001)
 	job.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "operator"}}
-	pod := &corev1.Pod{ObjectMeta: *job.Spec.Template.ObjectMeta.DeepCopy(), Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	pod := &corev1.Pod{ObjectMeta: *job.Spec.Template.ObjectMeta.DeepCopy(), Spec: *job.Spec.Template.Spec.DeepCopy(),
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	pod.ManagedFields = job.ManagedFields
 
-	if _, err := TrimJob(job); err != nil {
+	trimmedJob, err := TrimJob(job)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := TrimPod(pod); err != nil {
+	trimmedPod, err := TrimPod(pod)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for what, m := range map[string]metav1.ObjectMeta{"job template": job.Spec.Template.ObjectMeta, "pod": pod.ObjectMeta} {
+	job, pod = trimmedJob.(*batchv1.Job), trimmedPod.(*corev1.Pod)
+	if job.Spec.Template.Spec.Containers != nil || pod.Spec.Containers != nil {
+		t.Error("the Job's template and the pod keep their containers, which the operator never reads")
+	}
+	for what, m := range map[string]metav1.ObjectMeta{"job": job.ObjectMeta, "pod": pod.ObjectMeta} {
 		if _, ok := m.Annotations[execv1alpha1.AnnotationSource]; ok {
 			t.Errorf("%s keeps the program", what)
 		}

@@ -139,8 +139,7 @@ func runOperatorWith(t *testing.T, cfg config.Config, namespace string, configur
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme: testScheme,
 		// Nodes trimmed as cmd/main.go trims them.
-		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{namespace: {}},
-			ByObject: map[client.Object]cache.ByObject{&corev1.Node{}: {Transform: TrimNode}}},
+		Cache:      cacheOptions(namespace),
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
@@ -323,4 +322,11 @@ func terminated(exitCode int32, reason, message string) corev1.ContainerState {
 		ExitCode: exitCode, Reason: reason, Message: message,
 		StartedAt: metav1.NewTime(time.Now().Add(-time.Second)), FinishedAt: metav1.Now(),
 	}}
+}
+
+// cacheOptions are the operator's cache options (cmd/main.go) for one namespace.
+func cacheOptions(namespace string) cache.Options {
+	opts := CacheOptions()
+	opts.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	return opts
 }
