@@ -146,26 +146,29 @@ func FuzzRequestID(f *testing.F) {
 	})
 }
 
-// FuzzRequest: a request of any method, target, content type and body, through every
-// route and middleware.
+// FuzzRequest: a request of any method, target, content type, body and the headers the
+// page's files are served by (Accept-Encoding, If-None-Match), through every route and
+// middleware.
 func FuzzRequest(f *testing.F) {
-	for _, s := range []struct{ method, target, contentType, body string }{
-		{"POST", "/execute", "application/json", `{"code": "print(1)", "stdin": "hi"}`},
-		{"POST", "/submit", "application/json", `{"code": "x", "limits": {"timeout_seconds": 61}}`},
-		{"POST", "/snippets", "text/plain", `{"code": "x"}`},
-		{"GET", "/submissions?page=2&per_page=5", "", ""},
-		{"GET", "/submissions/1", "", ""},
-		{"GET", "/snippets/6f1e3f7a-5a43-4a39-9a0e-3a2f0f1a9b77", "", ""},
-		{"PUT", "/execute", "application/json", "{}"},
-		{"GET", "/s/x", "", ""},
-		{"HEAD", "/assets/index-abc123.js", "", ""},
-		{"GET", "//execute/../healthz", "", ""},
-		{"POST", "/execute", "application/x-www-form-urlencoded", "code=print(1)"},
+	for _, s := range []struct{ method, target, contentType, body, encoding, etag string }{
+		{"GET", "/", "", "", "gzip;q=0, br", `"x", *`},
+		{"GET", "/assets/vendor-def456.js", "", "", "GZIP", `W/"abc"`},
+		{"POST", "/execute", "application/json", `{"code": "print(1)", "stdin": "hi"}`, "", ""},
+		{"POST", "/submit", "application/json", `{"code": "x", "limits": {"timeout_seconds": 61}}`, "", ""},
+		{"POST", "/snippets", "text/plain", `{"code": "x"}`, "", ""},
+		{"GET", "/submissions?page=2&per_page=5", "", "", "", ""},
+		{"GET", "/submissions/1", "", "", "", ""},
+		{"GET", "/snippets/6f1e3f7a-5a43-4a39-9a0e-3a2f0f1a9b77", "", "", "", ""},
+		{"PUT", "/execute", "application/json", "{}", "", ""},
+		{"GET", "/s/x", "", "", "gzip", ""},
+		{"HEAD", "/assets/index-abc123.js", "", "", "", ""},
+		{"GET", "//execute/../healthz", "", "", "", ""},
+		{"POST", "/execute", "application/x-www-form-urlencoded", "code=print(1)", "", ""},
 	} {
-		f.Add(s.method, s.target, s.contentType, []byte(s.body))
+		f.Add(s.method, s.target, s.contentType, []byte(s.body), s.encoding, s.etag)
 	}
 	fx := newFixture(f, nil)
-	f.Fuzz(func(t *testing.T, method, target, contentType string, body []byte) {
+	f.Fuzz(func(t *testing.T, method, target, contentType string, body []byte, encoding, etag string) {
 		u, err := url.ParseRequestURI(target)
 		if err != nil || len(target) > 8<<10 {
 			return // net/http refuses these before any handler (400 or 431)
@@ -174,8 +177,10 @@ func FuzzRequest(f *testing.F) {
 		if err != nil {
 			return // not a method token: net/http refuses it
 		}
-		if contentType != "" {
-			req.Header.Set("Content-Type", contentType)
+		for name, value := range map[string]string{"Content-Type": contentType, "Accept-Encoding": encoding, "If-None-Match": etag} {
+			if value != "" {
+				req.Header.Set(name, value)
+			}
 		}
 		rec := httptest.NewRecorder()
 		fx.srv.ServeHTTP(rec, req)
