@@ -34,7 +34,7 @@ func (s *Server) HTTPServer(base context.Context) *http.Server {
 		WriteTimeout:   s.MaxBound() + 30*time.Second,
 		IdleTimeout:    IdleTimeout,
 		MaxHeaderBytes: MaxHeaderBytes,
-		// net/http reports what it refuses by itself (bad requests, TLS on a plain port).
+		// net/http's own complaints: a TLS handshake on this plain port, accept errors.
 		ErrorLog: slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
 }
