@@ -34,7 +34,7 @@ func (s *Server) HTTPServer(base context.Context) *http.Server {
 		WriteTimeout:   s.MaxBound() + 30*time.Second,
 		IdleTimeout:    IdleTimeout,
 		MaxHeaderBytes: MaxHeaderBytes,
-		// net/http's own complaints: a TLS handshake on this plain port, accept errors.
+		// net/http's own complaints: accept errors, a superfluous WriteHeader, a panic.
 		ErrorLog: slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
 }
