@@ -9,9 +9,12 @@
 # or Ctrl-C (SCALE_KEEP=1 keeps the temp dir and its logs). Needs no root and no network
 # beyond 127.0.0.1.
 #
-# Settings (environment): SCALE_N (10000), SCALE_WAVE (1000), SCALE_NODES (100),
-# SCALE_SLOTS (the operator's maxConcurrentRuns, 1000: 10 per node, which is what the fake
-# nodes' 10 CPUs hold of 1-CPU run pods), SCALE_TTL (the Jobs' TTL after finishing, 30s),
+# Settings (environment): SCALE_N (10000), SCALE_WAVE (500), SCALE_NODES (100),
+# SCALE_SLOTS (the operator's maxConcurrentRuns, 200; the fake nodes' 10 CPUs hold 1,000
+# 1-CPU run pods, but with 1,000 slots the Job controller, creating pods at ~8/s on a busy
+# 2-core machine, fell more than startTimeout (2m) behind and most runs failed to start:
+# slots are sized by what the control plane starts within startTimeout, not by nodes),
+# SCALE_TTL (the Jobs' TTL after finishing, 30s),
 # SCALE_PHASE_TIMEOUT (20m per phase: what finished by then is measured),
 # SCALE_CLEANUP_TIMEOUT (5m), SCALE_PORT_BASE (23000: uses the ports base+80..base+443
 # listed below).
@@ -20,9 +23,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # ROOT, KUBE_BIN_DIR, log, die, s
 LOG_PREFIX=test-scale
 
 SCALE_N="${SCALE_N:-10000}"
-SCALE_WAVE="${SCALE_WAVE:-1000}"
+SCALE_WAVE="${SCALE_WAVE:-500}"
 SCALE_NODES="${SCALE_NODES:-100}"
-SCALE_SLOTS="${SCALE_SLOTS:-1000}"
+SCALE_SLOTS="${SCALE_SLOTS:-200}"
 SCALE_TTL="${SCALE_TTL:-30s}"
 base="${SCALE_PORT_BASE:-23000}"
 ETCD_PORT=$((base + 379)) # and the two after it: peer, metrics
