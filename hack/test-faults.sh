@@ -44,9 +44,12 @@ restore() {
 	log "restoring the release as make dev deploys it (SQLite, one replica each)"
 	# Helm's server-side apply of the chart's Recreate strategy (SQLite) over RollingUpdate
 	# (PostgreSQL) keeps the defaulted rollingUpdate field, which the API server refuses
-	# with type Recreate: drop it first.
-	kubectl_dev -n coderun-system patch deployment coderun-front --type=merge \
-		-p '{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}' >/dev/null || rc=1
+	# with type Recreate (and patching it makes kubectl own the field, a conflict for the
+	# next helm upgrade). The front stops for the switch anyway: delete its Deployment, and
+	# Helm makes it anew.
+	if [ "$(kubectl_dev -n coderun-system get deployment coderun-front -o jsonpath='{.spec.strategy.type}')" = RollingUpdate ]; then
+		kubectl_dev -n coderun-system delete deployment coderun-front --wait=true >/dev/null || rc=1
+	fi
 	deploy "" || rc=1
 	kubectl_dev -n coderun-system delete secret "$PG_SECRET" --ignore-not-found >/dev/null || rc=1
 	kubectl_dev delete namespace "$PG_NAMESPACE" --ignore-not-found --wait=false >/dev/null || rc=1
