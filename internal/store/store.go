@@ -60,6 +60,17 @@ type Snippet struct {
 	CreatedAt time.Time `gorm:"not null"`
 }
 
+// BeforeSave replaces each NUL character in the program's text with U+FFFD, as the runner
+// shows bytes that are not UTF-8. PostgreSQL's text cannot hold NUL, and a program may well
+// print one: without this, such a run could be saved on SQLite but never on PostgreSQL
+// (the API refuses NUL in code and stdin; output is what the program wrote).
+func (s *Submission) BeforeSave(*gorm.DB) error {
+	for _, text := range []*string{&s.Code, &s.Stdin, &s.Output, &s.Stdout, &s.Stderr} {
+		*text = strings.ReplaceAll(*text, "\x00", "\uFFFD")
+	}
+	return nil
+}
+
 // Store is the service's database.
 type Store struct {
 	db       *gorm.DB

@@ -325,3 +325,26 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("IsPostgres misclassifies a DSN")
 	}
 }
+
+func TestNULInOutput(t *testing.T) { forEachDatabase(t, testNULInOutput) }
+
+// A program may print NUL bytes (and its output reaches /submit as it is). PostgreSQL's text
+// cannot hold NUL, so without care such a run could never be saved there.
+func testNULInOutput(t *testing.T, open opener) {
+	ctx := context.Background()
+	s, _ := open(t)
+	sub := &Submission{
+		Code: "print('a\\0b')", Language: "python", Output: "a\x00b\n", Stdout: "a\x00b\n",
+		Stderr: "\x00", ExitCode: ptr.To[int32](0), Reason: "Completed", RunName: "run-nul",
+	}
+	if err := s.SaveSubmission(ctx, sub); err != nil {
+		t.Fatalf("SaveSubmission of output with NUL: %v", err)
+	}
+	got, err := s.Submission(ctx, sub.ID)
+	if err != nil {
+		t.Fatalf("Submission(%d): %v", sub.ID, err)
+	}
+	if got.Output != "a\uFFFDb\n" || got.Stdout != "a\uFFFDb\n" || got.Stderr != "\uFFFD" {
+		t.Errorf("saved output %q, stdout %q, stderr %q; want each NUL as U+FFFD", got.Output, got.Stdout, got.Stderr)
+	}
+}
