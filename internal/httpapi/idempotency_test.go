@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	execv1alpha1 "github.com/coderun-dev/coderun/api/v1alpha1"
 	"github.com/coderun-dev/coderun/internal/runs"
 )
@@ -120,4 +122,39 @@ func postWithKeys(f *fixture, path, body string, values []string) answer {
 	rec := httptest.NewRecorder()
 	f.srv.ServeHTTP(rec, req)
 	return answer{status: rec.Code, header: rec.Result().Header, body: rec.Body.Bytes()}
+}
+
+// FuzzIdempotencyKey: whatever a client puts in the header, it is refused with a 400 that
+// says why, or it is a key of 1 to 255 printable ASCII characters (the header as sent, or
+// inside its quotes) whose CodeRun name the API server accepts.
+func FuzzIdempotencyKey(f *testing.F) {
+	for _, seed := range []string{"", `""`, `"`, "abc", `"abc"`, "550e8400-e29b-41d4-a716-446655440000",
+		strings.Repeat("k", 255), strings.Repeat("k", 256), "a\x00b", "ключ", "a\tb", `"a"b"`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		h := http.Header{}
+		h.Set(IdempotencyKeyHeader, value)
+		key, apiErr := idempotencyKey(h)
+		if apiErr != nil {
+			if apiErr.Status != http.StatusBadRequest || !strings.Contains(apiErr.Message, IdempotencyKeyHeader) {
+				t.Fatalf("%q refused with %d %q, want a 400 naming the header", value, apiErr.Status, apiErr.Message)
+			}
+			return
+		}
+		if key != value && `"`+key+`"` != value {
+			t.Fatalf("%q accepted as %q: neither the value nor what its quotes hold", value, key)
+		}
+		if len(key) < 1 || len(key) > maxIdempotencyKeyLength {
+			t.Fatalf("%q accepted with %d bytes", value, len(key))
+		}
+		for i := range len(key) {
+			if key[i] < 0x20 || key[i] > 0x7e {
+				t.Fatalf("%q accepted with byte 0x%02x", value, key[i])
+			}
+		}
+		if errs := validation.IsDNS1123Subdomain(runs.NameFor("alice", key)); len(errs) > 0 {
+			t.Fatalf("key %q names the CodeRun %q, which the API server refuses: %v", key, runs.NameFor("alice", key), errs)
+		}
+	})
 }
