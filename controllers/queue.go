@@ -187,6 +187,7 @@ func (q *runQueue) admit(run types.NamespacedName, created metav1.Time, preferre
 	}
 	free := q.limit - len(q.active)
 	if free <= 0 {
+		q.setDepthLocked()
 		return 0, false
 	}
 	me, ok := q.waiting[run]
@@ -202,6 +203,7 @@ func (q *runQueue) admit(run types.NamespacedName, created metav1.Time, preferre
 			continue
 		}
 		if ahead++; ahead >= free {
+			q.setDepthLocked()
 			return 0, false
 		}
 	}
@@ -323,7 +325,13 @@ func (q *runQueue) next(n int) []types.NamespacedName {
 			out = append(out, w.key)
 		}
 	}
-	// Active runs whose Job the watch has not shown yet still count as waiting in order.
+	q.setDepthLocked()
+	return out
+}
+
+// setDepthLocked sets the queue depth gauge: the waiting runs that hold no slot. Active
+// runs whose Job the watch has not shown yet are still in order.
+func (q *runQueue) setDepthLocked() {
 	activeWaiting := 0
 	for key := range q.active {
 		if _, ok := q.waiting[key]; ok {
@@ -331,5 +339,4 @@ func (q *runQueue) next(n int) []types.NamespacedName {
 		}
 	}
 	queueDepth.Set(float64(len(q.order) - activeWaiting))
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -170,4 +171,23 @@ func drain(q workqueue.TypedRateLimitingInterface[reconcile.Request]) []string {
 		q.Done(req)
 	}
 	return names
+}
+
+// The depth gauge counts the runs that wait for a slot, as soon as one is refused.
+func TestQueueDepthGauge(t *testing.T) {
+	t0 := time.Now()
+	a, b, c := queuedRun("a", t0), queuedRun("b", t0), queuedRun("c", t0)
+	q := newRunQueue(1)
+	for _, r := range []*execv1alpha1.CodeRun{a, b, c} {
+		q.observe(r, false)
+	}
+	if _, ok := q.admit(key("a"), a.CreationTimestamp, 1000, 1000, 10); !ok {
+		t.Fatal("a not admitted")
+	}
+	if _, ok := q.admit(key("c"), c.CreationTimestamp, 1000, 1000, 10); ok {
+		t.Fatal("c admitted with no free slot")
+	}
+	if got := testutil.ToFloat64(queueDepth); got != 2 {
+		t.Errorf("queue depth %v, want 2 (b and c; a holds the slot)", got)
+	}
 }
