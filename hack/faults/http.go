@@ -66,6 +66,8 @@ type request struct {
 	verdict  verdict
 	// problem says why it is lost (empty when it was answered correctly or as SystemError).
 	problem string
+	// probe: sent after the fault to time the recovery.
+	probe bool
 }
 
 func newRequest(p *program, endpoint string) *request {
