@@ -568,7 +568,33 @@ func (r *CodeRunReconciler) reconcileWarm(ctx context.Context, u *statusUpdate, 
 		}
 		return true, ctrl.Result{}, fmt.Errorf("getting member %s: %w", s.member.Name, err)
 	}
-	return r.observeMember(ctx, u, job, limits)
+	onWarm, res, err := r.observeMember(ctx, u, job, limits)
+	if !onWarm || err != nil || finished(u.run) {
+		return onWarm, res, err
+	}
+	// The pod has not ended. A runner that got the program ends it at its time limit and
+	// its pod right after, so a member still running well past that never got it: the
+	// attach failed as the node's container runtime restarted, say, and its runner still
+	// waits for a request, until its idle timeout minutes later. End the run then, not
+	// minutes later.
+	from := sent
+	if from.IsZero() {
+		from = s.claimed
+	}
+	stuck := from.Add(time.Duration(*limits.TimeoutSeconds)*time.Second + deliveryMargin)
+	if wait := stuck.Sub(r.Clock.Now()); wait > 0 {
+		if res.RequeueAfter == 0 || wait < res.RequeueAfter {
+			res.RequeueAfter = wait
+		}
+		return true, res, nil
+	}
+	u.finish(systemError("the pool member %s (pod %s) never answered over attach (%v) and was still running %s past the run's time limit; "+
+		"the node's container runtime may have restarted", s.member.Name, s.pod, streamErr, deliveryMargin))
+	err = r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return true, ctrl.Result{}, fmt.Errorf("deleting member %s that never answered: %w", s.member.Name, err)
+	}
+	return true, ctrl.Result{}, nil
 }
 
 // observeMember reads the result of a warm run from its member's pod, as the cold path

@@ -591,6 +591,34 @@ func TestWarm(t *testing.T) {
 		}
 	})
 
+	t.Run("stream broken after sending, member still running past the time limit: SystemError, member deleted", func(t *testing.T) {
+		// As after a restart of the node's containerd: the attach failed, the runner never
+		// got the program and waits for one; its pod runs on.
+		runner := newFakeRunner(func(string) fakeBehaviour { return fakeBehaviour{breakStream: true} })
+		e := newWarmEnv(t, runner, nil, objs([]client.Object{newRun("r", t0), pool}, member("python-aaaaa", t0.Add(-time.Minute)))...)
+		got := e.settle("r")
+		if got.Status.Result != nil || got.Status.Path != execv1alpha1.PathWarm {
+			t.Fatalf("path %q result %+v, want a warm run waiting for its pod", got.Status.Path, got.Status.Result)
+		}
+		limit := time.Duration(*got.Status.Limits.TimeoutSeconds)*time.Second + deliveryMargin
+		if res := e.reconcile("r"); res.RequeueAfter <= 0 || res.RequeueAfter > limit {
+			t.Fatalf("requeue after %s, want a look again within the time limit and margin (%s)", res.RequeueAfter, limit)
+		}
+		e.clock.SetTime(e.clock.Now().Add(limit / 2))
+		if got = e.settle("r"); got.Status.Result != nil {
+			t.Fatalf("result %+v before the time limit and margin passed", got.Status.Result)
+		}
+		e.clock.SetTime(e.clock.Now().Add(limit))
+		got = e.settle("r")
+		if got.Status.Phase != execv1alpha1.PhaseFailed || got.Status.Result == nil || got.Status.Result.Reason != execv1alpha1.ReasonSystemError ||
+			!strings.Contains(got.Status.Result.Message, "python-aaaaa") || !strings.Contains(got.Status.Result.Message, "container runtime") {
+			t.Fatalf("phase %s result %+v, want a SystemError naming the member and the runtime", got.Status.Phase, got.Status.Result)
+		}
+		if _, ok := e.job("python-aaaaa"); ok {
+			t.Error("the member that never answered was kept")
+		}
+	})
+
 	t.Run("stream broken after sending, NotRun in the termination message: retried cold", func(t *testing.T) {
 		runner := newFakeRunner(func(string) fakeBehaviour { return fakeBehaviour{mode: runnerNotRun, breakStream: true} })
 		e := newWarmEnv(t, runner, nil, objs([]client.Object{newRun("r", t0), pool}, member("python-aaaaa", t0.Add(-time.Minute)))...)
