@@ -37,6 +37,11 @@ const (
 	// kills the program at its timeout and reports at once, so a stream that lasts longer
 	// is stuck, and the result then comes from the pod, as on the cold path.
 	deliveryMargin = 30 * time.Second
+	// memberStuckMargin is how long past a warm run's time limit its member's pod may
+	// still run after a broken stream before the run is given up as a SystemError: enough
+	// for a runner that did get the program to end it and for its pod's end to reach the
+	// cache from a busy node.
+	memberStuckMargin = 2 * deliveryMargin
 	// maxStreamOutput bounds what is kept of a member's stdout, where the runner writes
 	// only its report.
 	maxStreamOutput = report.MaxEncodedSize + 64*1024
@@ -581,7 +586,7 @@ func (r *CodeRunReconciler) reconcileWarm(ctx context.Context, u *statusUpdate, 
 	if from.IsZero() {
 		from = s.claimed
 	}
-	stuck := from.Add(time.Duration(*limits.TimeoutSeconds)*time.Second + deliveryMargin)
+	stuck := from.Add(time.Duration(*limits.TimeoutSeconds)*time.Second + memberStuckMargin)
 	if wait := stuck.Sub(r.Clock.Now()); wait > 0 {
 		if res.RequeueAfter == 0 || wait < res.RequeueAfter {
 			res.RequeueAfter = wait
@@ -589,7 +594,7 @@ func (r *CodeRunReconciler) reconcileWarm(ctx context.Context, u *statusUpdate, 
 		return true, res, nil
 	}
 	u.finish(systemError("the pool member %s (pod %s) never answered over attach (%v) and was still running %s past the run's time limit; "+
-		"the node's container runtime may have restarted", s.member.Name, s.pod, streamErr, deliveryMargin))
+		"the node's container runtime may have restarted", s.member.Name, s.pod, streamErr, memberStuckMargin))
 	err = r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if err != nil && !apierrors.IsNotFound(err) {
 		return true, ctrl.Result{}, fmt.Errorf("deleting member %s that never answered: %w", s.member.Name, err)

@@ -600,7 +600,7 @@ func TestWarm(t *testing.T) {
 		if got.Status.Result != nil || got.Status.Path != execv1alpha1.PathWarm {
 			t.Fatalf("path %q result %+v, want a warm run waiting for its pod", got.Status.Path, got.Status.Result)
 		}
-		limit := time.Duration(*got.Status.Limits.TimeoutSeconds)*time.Second + deliveryMargin
+		limit := time.Duration(*got.Status.Limits.TimeoutSeconds)*time.Second + memberStuckMargin
 		if res := e.reconcile("r"); res.RequeueAfter <= 0 || res.RequeueAfter > limit {
 			t.Fatalf("requeue after %s, want a look again within the time limit and margin (%s)", res.RequeueAfter, limit)
 		}
