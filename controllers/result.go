@@ -71,6 +71,12 @@ func resultFromTermination(term *corev1.ContainerStateTerminated, limits execv1a
 		}
 	case "DeadlineExceeded":
 		return timeLimitResult(limits)
+	case "Unknown", "ContainerStatusUnknown":
+		// What containerd (exit code 255, Unknown) or the kubelet reports for a container
+		// whose state was lost: the runtime was restarted, or the node went away, while the
+		// container started or ran.
+		return systemError("the node lost the run container's state (exit code %d, %s), as when its container runtime restarts; the runner left no report",
+			term.ExitCode, term.Reason)
 	}
 	return systemError("the runner ended (exit code %d, %s) without a valid report: %v", term.ExitCode, orUnknown(term.Reason), reportErr)
 }

@@ -57,6 +57,18 @@ func TestResultFromTermination(t *testing.T) {
 	}
 }
 
+// A container whose state the runtime lost (containerd killed while the container started:
+// make test-faults) is a SystemError that says so, not a runner that failed to report.
+func TestResultFromLostContainer(t *testing.T) {
+	limits := config.Default().Effective(execv1alpha1.Limits{})
+	for _, term := range []corev1.ContainerStateTerminated{{ExitCode: 255, Reason: "Unknown"}, {ExitCode: 137, Reason: "ContainerStatusUnknown"}} {
+		res := resultFromTermination(&term, limits, errors.New("no coderun report found"))
+		if res.Reason != execv1alpha1.ReasonSystemError || !strings.Contains(res.Message, "container runtime restarts") {
+			t.Errorf("%d %s: got %s %q, want a SystemError naming the container runtime", term.ExitCode, term.Reason, res.Reason, res.Message)
+		}
+	}
+}
+
 func TestFitResult(t *testing.T) {
 	nul := strings.Repeat("\x00", 64*1024) // 6 bytes each once JSON-escaped
 	euro := strings.Repeat("€", 20000)
