@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -33,6 +35,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -122,6 +125,21 @@ type phaseResult struct {
 	cleanedUp            bool
 	cpu                  time.Duration
 	hwm                  int64
+	// writes counts the API server's writes in the phase, through its cleanup, by
+	// resource (and subresource): what a CodeRun costs the control plane beyond its Job.
+	writes map[string]float64
+}
+
+// writesPerItem is the phase's API writes divided by its objects.
+func (p phaseResult) writesPerItem() float64 {
+	total := 0.0
+	for _, n := range p.writes {
+		total += n
+	}
+	if p.n == 0 {
+		return 0
+	}
+	return total / float64(p.n)
 }
 
 func (p phaseResult) throughput() float64 {
@@ -132,6 +150,7 @@ func (p phaseResult) throughput() float64 {
 }
 
 type driver struct {
+	kube      kubernetes.Interface
 	o         options
 	cfg       config.Config
 	c         client.Client
@@ -161,7 +180,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("creating client: %w", err)
 	}
-	d := &driver{o: o, cfg: cfg, c: c, runs: newTracker(), plainJobs: newTracker()}
+	kube, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("creating clientset: %w", err)
+	}
+	d := &driver{kube: kube, o: o, cfg: cfg, c: c, runs: newTracker(), plainJobs: newTracker()}
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.namespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -349,12 +372,26 @@ func (d *driver) createPlainJob(ctx context.Context, name string) error {
 
 // phase creates o.n objects with create, in waves, until all have finished, sampling the
 // operator meanwhile; then waits for TTL cleanup.
-func (d *driver) phase(ctx context.Context, name string, t *tracker, create func(context.Context, string) error) (phaseResult, error) {
-	res := phaseResult{name: name, n: d.o.n}
+func (d *driver) phase(ctx context.Context, name string, t *tracker, create func(context.Context, string) error) (res phaseResult, err error) {
+	res = phaseResult{name: name, n: d.o.n}
 	before, err := readProc(d.o.operatorPID)
 	if err != nil {
 		return res, err
 	}
+	writesBefore, err := d.apiWrites(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if after, err := d.apiWrites(context.Background()); err == nil {
+			res.writes = map[string]float64{}
+			for k, v := range after {
+				if n := v - writesBefore[k]; n > 0 {
+					res.writes[k] = n
+				}
+			}
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, d.o.phaseTimeout)
 	defer cancel()
 
@@ -409,6 +446,50 @@ func (d *driver) phase(ctx context.Context, name string, t *tracker, create func
 	res.cleanedUp = err == nil
 	res.cleanup = time.Since(lastFinish)
 	return res, nil
+}
+
+// apiWrites reads the API server's apiserver_request_total and sums the requests that
+// write (every verb but GET, LIST, WATCH and CONNECT) by resource and subresource.
+func (d *driver) apiWrites(ctx context.Context) (map[string]float64, error) {
+	body, err := d.kube.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	return writesByResource(string(body)), nil
+}
+
+// writesByResource sums apiserver_request_total's writes by resource[/subresource].
+func writesByResource(metrics string) map[string]float64 {
+	out := map[string]float64{}
+	for line := range strings.Lines(metrics) {
+		labels, ok := strings.CutPrefix(line, "apiserver_request_total{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(labels, "} ")
+		if !ok {
+			continue
+		}
+		l := map[string]string{}
+		for _, kv := range strings.Split(labels, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			l[k] = strings.Trim(v, `"`)
+		}
+		switch l["verb"] {
+		case "GET", "LIST", "WATCH", "CONNECT":
+			continue
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		key := l["resource"]
+		if l["subresource"] != "" {
+			key += "/" + l["subresource"]
+		}
+		out[key] += n
+	}
+	return out
 }
 
 // createInWaves creates the phase's objects, o.wave at a time, o.creators in parallel.
@@ -551,5 +632,19 @@ func printTable(runs, jobs phaseResult, bound int) {
 	row("operator CPU in the phase", secs(runs.cpu), secs(jobs.cpu))
 	row("operator peak RSS at the phase's end", fmt.Sprintf("%.0f MiB", mib(runs.hwm)), fmt.Sprintf("%.0f MiB", mib(jobs.hwm)))
 	row("wrong results", strconv.Itoa(runs.wrong), strconv.Itoa(jobs.wrong))
+	row("API server writes per item (through cleanup)", fmt.Sprintf("%.1f", runs.writesPerItem()), fmt.Sprintf("%.1f", jobs.writesPerItem()))
+	fmt.Println()
+	for _, p := range []phaseResult{runs, jobs} {
+		keys := make([]string, 0, len(p.writes))
+		for k := range p.writes {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return p.writes[keys[i]] > p.writes[keys[j]] })
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, p.writes[k]/float64(max(p.n, 1))))
+		}
+		fmt.Printf("%s, API writes per item: %s\n", p.name, strings.Join(parts, ", "))
+	}
 	fmt.Println()
 }
