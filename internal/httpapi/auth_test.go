@@ -70,15 +70,7 @@ func (f *fixture) doFrom(t *testing.T, remote, method, path, body string, header
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.RemoteAddr = remote
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	rec := httptest.NewRecorder()
-	f.srv.ServeHTTP(rec, req)
-	return answer{status: rec.Code, header: rec.Result().Header, body: rec.Body.Bytes()}
+	return f.serve(req, body != "", header...)
 }
 
 func bearer(k testKey) []string { return []string{"Authorization", "Bearer " + k.key} }

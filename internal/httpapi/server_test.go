@@ -191,8 +191,12 @@ func (f *fixture) do(t *testing.T, method, path, body string, header ...string) 
 // doCtx serves one request with ctx as its context; header holds name, value pairs.
 func (f *fixture) doCtx(ctx context.Context, t *testing.T, method, path, body string, header ...string) answer {
 	t.Helper()
-	req := httptest.NewRequestWithContext(ctx, method, path, strings.NewReader(body))
-	if body != "" {
+	return f.serve(httptest.NewRequestWithContext(ctx, method, path, strings.NewReader(body)), body != "", header...)
+}
+
+// serve serves req, a JSON request when json is set, with header's name, value pairs.
+func (f *fixture) serve(req *http.Request, json bool, header ...string) answer {
+	if json {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(header); i += 2 {

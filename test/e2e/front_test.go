@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -59,30 +58,8 @@ func post(ctx context.Context, t *testing.T, path, body string) (int, runAnswer)
 // its JSON answer into into and returns the status code.
 func call(ctx context.Context, t *testing.T, base, method, path, body string, into any) int {
 	t.Helper()
-	var reader io.Reader
-	if body != "" {
-		reader = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s%s: %v", method, base, path, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s%s: reading the answer: %v", method, base, path, err)
-	}
-	if err := json.Unmarshal(raw, into); err != nil {
-		t.Fatalf("%s %s%s: answer %d is not JSON: %v: %s", method, base, path, resp.StatusCode, err, raw)
-	}
-	return resp.StatusCode
+	status, _ := keyCall(ctx, t, base, "", method, path, body, into)
+	return status
 }
 
 func codeBody(code string) string {
