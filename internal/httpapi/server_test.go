@@ -194,9 +194,9 @@ func (f *fixture) doCtx(ctx context.Context, t *testing.T, method, path, body st
 	return f.serve(httptest.NewRequestWithContext(ctx, method, path, strings.NewReader(body)), body != "", header...)
 }
 
-// serve serves req, a JSON request when json is set, with header's name, value pairs.
-func (f *fixture) serve(req *http.Request, json bool, header ...string) answer {
-	if json {
+// serve serves req, a JSON request when isJSON is set, with header's name, value pairs.
+func (f *fixture) serve(req *http.Request, isJSON bool, header ...string) answer {
+	if isJSON {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(header); i += 2 {

@@ -37,7 +37,7 @@ func TestFrontStrategySwitches(t *testing.T) {
 	for _, step := range steps {
 		front := renderAs(t, release, ns, step.args...).find(t, "Deployment", "coderun-front").DeepCopy()
 		front.SetNamespace(ns)
-		if err := c.Patch(ctx, front, client.Apply, client.FieldOwner("helm"), client.ForceOwnership); err != nil {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(front), client.FieldOwner("helm"), client.ForceOwnership); err != nil {
 			t.Fatalf("%s: server-side apply of the front Deployment: %v", step.name, err)
 		}
 		got := &appsv1.Deployment{}
