@@ -29,10 +29,7 @@ const slowProgram = "import time; time.sleep(2); print('slow')"
 // every retry with the key gets the one CodeRun's result, the operator sees that CodeRun
 // once, and /submit saves it once.
 func TestIdempotencyKey(t *testing.T) {
-	testenv.EnsureNamespace(t, "coderun-runs")
-	testenv.Apply(t, "config/runs/front_rbac.yaml")
-	kubeconfig := testenv.Kubeconfig(t, frontUser, "system:serviceaccounts", "system:serviceaccounts:coderun-system", "system:authenticated")
-	t.Setenv("KUBECONFIG", kubeconfig)
+	asFrontServiceAccount(t)
 	op := testenv.RunOperator(t, "coderun-runs", func(run *execv1alpha1.CodeRun) testenv.Behaviour {
 		if run.Spec.Source == slowProgram {
 			return testenv.Behaviour{Result: testenv.Completed("slow\n"), Delay: 2 * time.Second}

@@ -51,15 +51,24 @@ func TestParseFlags(t *testing.T) {
 
 const frontUser = "system:serviceaccount:coderun-system:coderun-front"
 
+// asFrontServiceAccount sets the test up to run the service as its ServiceAccount on the
+// envtest API server: the runs namespace, the shipped RBAC of config/runs, and KUBECONFIG
+// naming that user, authorised by nothing else. It returns that kubeconfig's path.
+func asFrontServiceAccount(t *testing.T) string {
+	t.Helper()
+	testenv.EnsureNamespace(t, "coderun-runs")
+	testenv.Apply(t, "config/runs/front_rbac.yaml")
+	kubeconfig := testenv.Kubeconfig(t, frontUser, "system:serviceaccounts", "system:serviceaccounts:coderun-system", "system:authenticated")
+	t.Setenv("KUBECONFIG", kubeconfig)
+	return kubeconfig
+}
+
 // TestServiceWithShippedRBAC runs the whole service as its ServiceAccount, authorised by
 // nothing but config/runs/front_rbac.yaml, against a real API server: it becomes ready,
 // runs a program (the test plays the operator), saves a submission, stops on its signal,
 // and after a restart on the same SQLite file still has the submission.
 func TestServiceWithShippedRBAC(t *testing.T) {
-	testenv.EnsureNamespace(t, "coderun-runs")
-	testenv.Apply(t, "config/runs/front_rbac.yaml")
-	kubeconfig := testenv.Kubeconfig(t, frontUser, "system:serviceaccounts", "system:serviceaccounts:coderun-system", "system:authenticated")
-	t.Setenv("KUBECONFIG", kubeconfig)
+	kubeconfig := asFrontServiceAccount(t)
 	testenv.RunOperator(t, "coderun-runs", func(run *execv1alpha1.CodeRun) testenv.Behaviour {
 		return testenv.Behaviour{Result: testenv.Completed("Hello, World!\n")}
 	})
