@@ -14,30 +14,68 @@ const (
 	MaxStdinBytes = 65536
 )
 
-// Language is the programming language of a CodeRun's source.
-// +kubebuilder:validation:Enum=python
+// Language is the programming language of a CodeRun's source: the language or an alias of
+// a Runtime.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9+#._-]*$`
 type Language string
 
-// LanguagePython runs the source with the runner image's python3 (CPython 3.13 with
-// numpy, pandas 2.x and scipy 1.x).
+// LanguagePython is the default language. Where no Runtime offers python, the operator runs
+// it with its own runnerImage (CPython 3.13 with numpy, pandas 2.x and scipy 1.x).
 const LanguagePython Language = "python"
+
+// Bounds of spec.files and spec.args.
+const (
+	// MaxFiles bounds spec.files.
+	MaxFiles = 16
+	// MaxArgs bounds spec.args.
+	MaxArgs = 32
+)
 
 // CodeRunSpec is the program to run and the limits it runs under. It is immutable: to run
 // something else, create another CodeRun.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable; create a new CodeRun instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.files) || size(bytes(self.source)) + self.files.map(f, size(bytes(f.content))).sum() <= 65536",message="source and files must be at most 65536 bytes together"
 type CodeRunSpec struct {
-	// language is the language of source. Only "python" is supported; it is the default.
+	// language is the language of source: the language or an alias of a Runtime (kubectl get
+	// runtimes lists them). A language no Runtime offers ends the run as Rejected, with a
+	// message naming the languages there are. Defaults to python.
 	// +optional
 	// +kubebuilder:default=python
 	Language Language `json:"language,omitempty"`
 
-	// source is the program, at most 65536 bytes of UTF-8. It reaches the run's pod as a
-	// read-only file.
+	// version is a semantic version range, such as 3.13, 3.x, >=17 or 14.2.0; the highest
+	// version of the language that it matches runs the program. Left out, the highest
+	// version runs. A range that nothing matches ends the run as Rejected.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Version string `json:"version,omitempty"`
+
+	// source is the program, at most 65536 bytes of UTF-8 (together with files). It is
+	// written into the run's working directory under the Runtime's sourceFile name (main.py
+	// for python).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=65536
 	// +kubebuilder:validation:XValidation:rule="size(bytes(self)) <= 65536",message="source must be at most 65536 bytes"
 	Source string `json:"source"`
+
+	// files are more files beside the main one (modules, headers, data), written into the
+	// working directory before the program is compiled or run. Their names must differ from
+	// each other and from the Runtime's sourceFile. Together with source they hold at most
+	// 65536 bytes.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Files []SourceFile `json:"files,omitempty"`
+
+	// args are given to the program after the Runtime's run command.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=4096
+	Args []string `json:"args,omitempty"`
 
 	// stdin is given to the program as its standard input, at most 65536 bytes of UTF-8.
 	// The program sees end-of-file after it.
@@ -51,6 +89,40 @@ type CodeRunSpec struct {
 	// limits that applied.
 	// +optional
 	Limits Limits `json:"limits,omitzero"`
+
+	// compileLimits bound the compile step of a compiled language. Each one left out takes
+	// the Runtime's compile limit, which is also its maximum: asking for more ends the run
+	// as Rejected. Ignored for languages that are not compiled.
+	// +optional
+	CompileLimits *CompileLimits `json:"compileLimits,omitempty"`
+}
+
+// SourceFile is one more file of a program.
+type SourceFile struct {
+	// name is the file's name in the working directory: letters, digits, '.', '_' and '-',
+	// not starting with '.' or '-'.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_][A-Za-z0-9._-]*$`
+	Name string `json:"name"`
+	// content is the file's text, UTF-8.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	Content string `json:"content"`
+}
+
+// CompileLimits bound a compile step.
+type CompileLimits struct {
+	// timeoutSeconds is the compiler's wall-clock limit.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	TimeoutSeconds *int32 `json:"timeoutSeconds,omitempty"`
+	// memory is the compiler's memory limit.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).compareTo(quantity('16Mi')) >= 0 && quantity(string(self)).compareTo(quantity('16Gi')) <= 0",message="memory must be a quantity between 16Mi and 16Gi"
+	Memory *resource.Quantity `json:"memory,omitempty"`
 }
 
 // Limits bound one run. The schema accepts a timeout of 1-3600 s, memory of 16Mi-64Gi and
@@ -100,7 +172,7 @@ const (
 )
 
 // ResultReason says how a run ended.
-// +kubebuilder:validation:Enum=Completed;NonZeroExit;Signaled;TimeLimitExceeded;MemoryLimitExceeded;OutputLimitExceeded;Rejected;SystemError
+// +kubebuilder:validation:Enum=Completed;NonZeroExit;Signaled;TimeLimitExceeded;MemoryLimitExceeded;OutputLimitExceeded;CompileError;Rejected;SystemError
 type ResultReason string
 
 const (
@@ -121,8 +193,13 @@ const (
 	// (64 KiB of stdout and stderr together, as shipped) and was killed; the output up to
 	// the limit is kept and marked truncated.
 	ReasonOutputLimitExceeded ResultReason = "OutputLimitExceeded"
-	// ReasonRejected: the operator did not run the program because a limit exceeds its
-	// configured maximum. The message names it.
+	// ReasonCompileError: the compile step failed (the compiler exited with another code
+	// than 0, or hit a limit) and the program was not run. status.result.compile holds the
+	// compiler's output and its own reason.
+	ReasonCompileError ResultReason = "CompileError"
+	// ReasonRejected: the operator did not run the program: a limit exceeds its configured
+	// maximum, no Runtime offers the language or version, or the Runtime is not Ready. The
+	// message says which.
 	ReasonRejected ResultReason = "Rejected"
 	// ReasonSystemError: the platform, not the program, failed: the pod could not be
 	// scheduled or its image pulled in time, the Job or pod was deleted mid-run, or the
@@ -213,6 +290,10 @@ type CodeRunStatus struct {
 	// +optional
 	Path RunPath `json:"path,omitempty"`
 
+	// runtime is the Runtime that ran the program, once the run was admitted.
+	// +optional
+	Runtime *RuntimeRef `json:"runtime,omitempty"`
+
 	// pool is the CodeRunPool whose member ran the program, on the warm path.
 	// +optional
 	Pool string `json:"pool,omitempty"`
@@ -230,6 +311,62 @@ type CodeRunStatus struct {
 	Result *CodeRunResult `json:"result,omitempty"`
 }
 
+// RuntimeRef names the Runtime a run used, and what it resolved to.
+type RuntimeRef struct {
+	// name of the Runtime object; empty for the operator's built-in python.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// language of the Runtime (spec.language may have been an alias).
+	// +optional
+	Language string `json:"language,omitempty"`
+	// version of the Runtime.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// image the program ran in.
+	// +optional
+	Image string `json:"image,omitempty"`
+}
+
+// CompileResult is how a compile step ended and what the compiler wrote. Compiler output
+// never mixes with the program's.
+type CompileResult struct {
+	// reason is Completed when the compiler exited with 0; NonZeroExit, Signaled,
+	// TimeLimitExceeded, MemoryLimitExceeded or OutputLimitExceeded otherwise (and the
+	// run's reason is then CompileError).
+	// +required
+	Reason ResultReason `json:"reason"`
+	// message explains the reason in a sentence when it is a limit.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// exitCode is the compiler's exit code, 128 + N when signal N killed it.
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+	// signal names the signal that killed the compiler.
+	// +optional
+	Signal string `json:"signal,omitempty"`
+	// output is the compiler's stdout and stderr together, in the order it wrote them.
+	// +optional
+	Output string `json:"output,omitempty"`
+	// stdout is what the compiler wrote to its standard output.
+	// +optional
+	Stdout string `json:"stdout,omitempty"`
+	// stderr is what the compiler wrote to its standard error (its diagnostics, mostly).
+	// +optional
+	Stderr string `json:"stderr,omitempty"`
+	// outputTruncated says that bytes were dropped from output, stdout or stderr.
+	// +optional
+	OutputTruncated bool `json:"outputTruncated,omitempty"`
+	// wallTime is the compiler's elapsed time.
+	// +optional
+	WallTime *metav1.Duration `json:"wallTime,omitempty"`
+	// cpuTime is the CPU time the compiler and its children used.
+	// +optional
+	CPUTime *metav1.Duration `json:"cpuTime,omitempty"`
+	// peakMemory is the largest resident memory the compiler reached, in Ki.
+	// +optional
+	PeakMemory *resource.Quantity `json:"peakMemory,omitempty"`
+}
+
 // CodeRunResult is how a run ended and what the program wrote.
 //
 // Output bounds: the runner keeps at most the operator's output limit (64 KiB as shipped,
@@ -239,7 +376,7 @@ type CodeRunStatus struct {
 // operator shortens stdout and stderr first, then output, and marks them truncated.
 type CodeRunResult struct {
 	// reason says how the run ended: Completed, NonZeroExit, Signaled, TimeLimitExceeded,
-	// MemoryLimitExceeded, OutputLimitExceeded, Rejected or SystemError.
+	// MemoryLimitExceeded, OutputLimitExceeded, CompileError, Rejected or SystemError.
 	// +required
 	Reason ResultReason `json:"reason"`
 
@@ -288,11 +425,17 @@ type CodeRunResult struct {
 	// peakMemory is the largest resident memory the program reached, in Ki.
 	// +optional
 	PeakMemory *resource.Quantity `json:"peakMemory,omitempty"`
+
+	// compile is the result of the compile step, for a compiled language whose compiler
+	// ran. The fields above are the program's own (empty when it did not run).
+	// +optional
+	Compile *CompileResult `json:"compile,omitempty"`
 }
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=crun,categories=coderun
+// +kubebuilder:printcolumn:name="Language",type=string,JSONPath=`.spec.language`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Exit",type=integer,JSONPath=`.status.result.exitCode`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.result.reason`

@@ -16,10 +16,17 @@ type CodeRunPoolSpec struct {
 	// +kubebuilder:validation:Maximum=1000
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// language is the language its members run. Only "python" exists today.
+	// language is the language its members run: the language or an alias of a Runtime, as
+	// in a CodeRun. A CodeRun fits the pool only when it resolves to the same Runtime.
 	// +optional
 	// +kubebuilder:default=python
 	Language Language `json:"language,omitempty"`
+
+	// version is a semantic version range of the language, as in a CodeRun; the highest
+	// match is the Runtime the members run. Left out, the highest version.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Version string `json:"version,omitempty"`
 
 	// limits is the shape of a member: the CPU it has, and the most memory and the longest
 	// timeout it serves. A CodeRun fits the pool when its CPU equals limits.cpu, its memory

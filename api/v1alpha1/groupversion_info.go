@@ -1,5 +1,6 @@
 // Package v1alpha1 contains the v1alpha1 API of the exec.coderun.dev group: CodeRun, one
-// run of a program in a locked-down Kubernetes Job, and CodeRunPool, warm members for runs.
+// run of a program in a locked-down Kubernetes Job; CodeRunPool, warm members for runs; and
+// Runtime, one language at one version that runs can ask for.
 // +kubebuilder:object:generate=true
 // +groupName=exec.coderun.dev
 package v1alpha1
@@ -23,7 +24,8 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &CodeRun{}, &CodeRunList{}, &CodeRunPool{}, &CodeRunPoolList{})
+	scheme.AddKnownTypes(GroupVersion, &CodeRun{}, &CodeRunList{}, &CodeRunPool{}, &CodeRunPoolList{},
+		&Runtime{}, &RuntimeList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -31,6 +31,11 @@ type Runner interface {
 	Synced() bool
 }
 
+// RuntimeLister lists the cluster's Runtimes (internal/runtimes.Catalog, from an informer).
+type RuntimeLister interface {
+	Runtimes() []execv1alpha1.Runtime
+}
+
 // Defaults of Options.
 const (
 	DefaultMaxPending   = 32
@@ -43,6 +48,8 @@ const (
 type Options struct {
 	Runs  Runner
 	Store *store.Store
+	// Runtimes lists the languages there are, for /runtimes and the Piston and Judge0 APIs.
+	Runtimes RuntimeLister
 	// Config is the operator's configuration: default and maximum limits, start timeout.
 	// config.Load has validated it.
 	Config config.Config
@@ -168,6 +175,11 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/submissions/:id", s.gate(false, s.getSubmission)...)
 	r.POST("/snippets", s.gate(false, s.createSnippet)...)
 	r.GET("/snippets/:id", s.gate(false, s.getSnippet)...)
+
+	// The Piston v2 API under /api/v2 (piston.go), and the Judge0 CE API under /judge0
+	// (judge0.go): its paths would clash with /submissions above.
+	s.pistonRoutes(r)
+	s.judge0Routes(r)
 
 	r.GET("/", s.index)
 	r.HEAD("/", s.index)
