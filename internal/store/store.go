@@ -53,10 +53,13 @@ type Submission struct {
 
 // Snippet is code shared by link: its id is a random UUID, so links cannot be guessed.
 type Snippet struct {
-	ID        string    `gorm:"primaryKey;size:36"`
-	Code      string    `gorm:"not null"`
-	Stdin     string    `gorm:"not null;default:''"`
-	Language  string    `gorm:"not null;size:32"`
+	ID       string `gorm:"primaryKey;size:36"`
+	Code     string `gorm:"not null"`
+	Stdin    string `gorm:"not null;default:''"`
+	Language string `gorm:"not null;size:32"`
+	// Version is the version range asked for with the language ("" for the newest), so a
+	// link opens on the same runtime; snippets saved before it was recorded have "".
+	Version   string    `gorm:"not null;default:'';size:64"`
 	CreatedAt time.Time `gorm:"not null"`
 }
 
