@@ -39,8 +39,9 @@ func Ready(rt *execv1alpha1.Runtime) bool {
 
 // Resolve returns the Runtime of list whose language or alias is language and whose
 // version is the highest that versionRange (a semver constraint such as 3.x, >=17 or
-// 14.2.0; empty or * for any) matches. Runtimes being deleted are skipped. A Runtime
-// that is not Ready is still returned: the caller says so with its own message.
+// 14.2.0; empty or * for any release, or a prerelease when there is nothing else) matches.
+// Runtimes being deleted are skipped. A Runtime that is not Ready is still returned: the
+// caller says so with its own message.
 func Resolve(list []execv1alpha1.Runtime, language, versionRange string) (*execv1alpha1.Runtime, error) {
 	if language == "" {
 		language = string(execv1alpha1.LanguagePython)
@@ -50,6 +51,28 @@ func Resolve(list []execv1alpha1.Runtime, language, versionRange string) (*execv
 		return nil, &Error{Language: language, Version: versionRange,
 			message: fmt.Sprintf("version %q is not a semantic version range (such as 3.x, >=17 or 14.2.0): %v", versionRange, err)}
 	}
+	best, versions := highest(list, language, constraint, false)
+	if best == nil && constraint == nil {
+		// No range and no release: a language offered only as a prerelease still runs.
+		best, _ = highest(list, language, nil, true)
+	}
+	if best != nil {
+		return best, nil
+	}
+	if len(versions) == 0 {
+		return nil, &Error{Language: language, Version: versionRange,
+			message: fmt.Sprintf("no runtime for language %q; available: %s", language, strings.Join(Languages(list), ", "))}
+	}
+	slices.SortFunc(versions, compareVersions)
+	return nil, &Error{Language: language, Version: versionRange, Known: true,
+		message: fmt.Sprintf("language %q has no version matching %q; available: %s", language, versionRange, strings.Join(versions, ", "))}
+}
+
+// highest returns the Runtime of language with the highest version that constraint (nil:
+// any) matches, and every version of language there is. Without a constraint, prereleases
+// count only when withPrereleases is set (a constraint matches them only when it names one,
+// as semver ranges do).
+func highest(list []execv1alpha1.Runtime, language string, constraint *semver.Constraints, withPrereleases bool) (*execv1alpha1.Runtime, []string) {
 	var best *execv1alpha1.Runtime
 	var bestVersion *semver.Version
 	var versions []string
@@ -63,7 +86,7 @@ func Resolve(list []execv1alpha1.Runtime, language, versionRange string) (*execv
 			continue // the schema refuses such versions; nothing to match against
 		}
 		versions = append(versions, rt.Spec.Version)
-		if constraint != nil && !constraint.Check(v) {
+		if constraint != nil && !constraint.Check(v) || constraint == nil && !withPrereleases && v.Prerelease() != "" {
 			continue
 		}
 		// Highest version first; between equal versions, the Ready one, then the name.
@@ -72,16 +95,7 @@ func Resolve(list []execv1alpha1.Runtime, language, versionRange string) (*execv
 			best, bestVersion = rt, v
 		}
 	}
-	if best != nil {
-		return best, nil
-	}
-	if len(versions) == 0 {
-		return nil, &Error{Language: language, Version: versionRange,
-			message: fmt.Sprintf("no runtime for language %q; available: %s", language, strings.Join(Languages(list), ", "))}
-	}
-	slices.SortFunc(versions, compareVersions)
-	return nil, &Error{Language: language, Version: versionRange, Known: true,
-		message: fmt.Sprintf("language %q has no version matching %q; available: %s", language, versionRange, strings.Join(versions, ", "))}
+	return best, versions
 }
 
 // better breaks a tie between two Runtimes of the same version: Ready first, then by name.
