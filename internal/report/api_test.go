@@ -28,6 +28,7 @@ func TestReasonsInAPI(t *testing.T) {
 		execv1alpha1.ReasonOutputLimitExceeded,
 		execv1alpha1.ReasonRejected,
 		execv1alpha1.ReasonSystemError,
+		execv1alpha1.ReasonCompileError,
 	}
 	enum := resultReasonEnum(t)
 	for _, r := range report.Reasons {

@@ -23,9 +23,10 @@ const Marker = "report/v1"
 // A report that does not fit is written as a Summary there and in full to the log.
 const TerminationMessageLimit = 4096
 
-// MaxEncodedSize bounds a report the reader accepts: 3 output fields of at most
-// MaxOutputLimit bytes each, JSON-escaped (at most 6 bytes per input byte), plus slack.
-const MaxEncodedSize = 3*6*MaxOutputLimit + 64*1024
+// MaxEncodedSize bounds a report the reader accepts: 6 output fields (3 of the program,
+// 3 of the compile stage) of at most MaxOutputLimit bytes each, JSON-escaped (at most 6
+// bytes per input byte), plus slack.
+const MaxEncodedSize = 6*6*MaxOutputLimit + 64*1024
 
 // MaxOutputLimit is the largest output limit (in bytes) the runner may be configured with.
 const MaxOutputLimit = 256 * 1024
@@ -54,10 +55,14 @@ const (
 	// SystemError: the platform, not the program, failed (the runner could not start the
 	// interpreter, for instance). The message says what happened.
 	SystemError Reason = "SystemError"
+	// CompileError: the compile step did not end with exit code 0 (an error, a signal or
+	// a limit); Report.Compile says how, and the program was not run. Only a Report's
+	// reason, never a Stage's.
+	CompileError Reason = "CompileError"
 )
 
 // Reasons lists every reason a runner may report.
-var Reasons = []Reason{Completed, NonZeroExit, Signaled, TimeLimitExceeded, MemoryLimitExceeded, OutputLimitExceeded, SystemError}
+var Reasons = []Reason{Completed, NonZeroExit, Signaled, TimeLimitExceeded, MemoryLimitExceeded, OutputLimitExceeded, SystemError, CompileError}
 
 // Valid reports whether r is in the vocabulary.
 func (r Reason) Valid() bool {
@@ -108,12 +113,51 @@ type Report struct {
 	// A reader may then give the run to another member or a new pod. Readers that predate
 	// the field ignore it and see a SystemError.
 	NotRun bool `json:"notRun,omitempty"`
+
+	// Compile is how the compile step went, when one ran (before the program). With
+	// reason CompileError it failed, the program was not run, and the fields above that
+	// describe the program are empty. Readers that predate the field ignore it.
+	Compile *Stage `json:"compile,omitempty"`
 }
 
-// Summary returns a copy of r without its output, marked OutputInLog, small enough for a
-// termination message.
+// Stage is how one step other than the program (the compiler) ended, with the same
+// meaning and bounds as the Report fields of the same names. Its reason is never
+// CompileError.
+type Stage struct {
+	Reason          Reason `json:"reason"`
+	ExitCode        int    `json:"exitCode"`
+	Signal          string `json:"signal,omitempty"`
+	Message         string `json:"message,omitempty"`
+	Stdout          string `json:"stdout"`
+	Stderr          string `json:"stderr"`
+	Output          string `json:"output"`
+	StdoutTruncated bool   `json:"stdoutTruncated,omitempty"`
+	StderrTruncated bool   `json:"stderrTruncated,omitempty"`
+	WallTimeMicros  int64  `json:"wallTimeMicros"`
+	CPUTimeMicros   int64  `json:"cpuTimeMicros"`
+	PeakMemoryBytes int64  `json:"peakMemoryBytes"`
+}
+
+// StageOf returns the fields of r that a Stage has: the runner runs a compiler as it runs
+// a program, and keeps the result as a Stage.
+func StageOf(r Report) Stage {
+	return Stage{
+		Reason: r.Reason, ExitCode: r.ExitCode, Signal: r.Signal, Message: r.Message,
+		Stdout: r.Stdout, Stderr: r.Stderr, Output: r.Output,
+		StdoutTruncated: r.StdoutTruncated, StderrTruncated: r.StderrTruncated,
+		WallTimeMicros: r.WallTimeMicros, CPUTimeMicros: r.CPUTimeMicros, PeakMemoryBytes: r.PeakMemoryBytes,
+	}
+}
+
+// Summary returns a copy of r without its output (nor the compile stage's), marked
+// OutputInLog, small enough for a termination message.
 func (r Report) Summary() Report {
 	r.Stdout, r.Stderr, r.Output = "", "", ""
+	if r.Compile != nil {
+		c := *r.Compile
+		c.Stdout, c.Stderr, c.Output = "", "", ""
+		r.Compile = &c
+	}
 	r.OutputInLog = true
 	return r
 }
@@ -126,7 +170,7 @@ func Encode(r Report) []byte {
 	// The output is shown to people, not embedded in HTML: keep <, > and & readable.
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(r); err != nil {
-		// Report holds only strings, ints and bools; encoding cannot fail.
+		// Report holds only strings, ints, bools and a Stage of the same; encoding cannot fail.
 		panic(fmt.Sprintf("encoding report: %v", err))
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
@@ -188,27 +232,56 @@ func (r Report) validate() error {
 	if !r.Reason.Valid() {
 		return fmt.Errorf("unknown reason %q", r.Reason)
 	}
-	if r.ExitCode < 0 || r.ExitCode > 255 {
-		return fmt.Errorf("exit code %d is outside 0..255", r.ExitCode)
+	if err := StageOf(r).validate(); err != nil {
+		return err
 	}
-	if r.WallTimeMicros < 0 || r.CPUTimeMicros < 0 || r.PeakMemoryBytes < 0 {
-		return errors.New("negative time or memory")
-	}
-	if len(r.Signal) > 16 || len(r.Message) > MaxMessage {
-		return errors.New("signal or message too long")
-	}
-	for name, s := range map[string]string{"stdout": r.Stdout, "stderr": r.Stderr, "output": r.Output} {
-		if len(s) > MaxOutputLimit*utf8.UTFMax {
-			return fmt.Errorf("%s is %d bytes, more than allowed", name, len(s))
-		}
-	}
+	programRan := r.ExitCode != 0 || r.Signal != "" || r.Stdout != "" || r.Stderr != "" || r.Output != "" ||
+		r.StdoutTruncated || r.StderrTruncated || r.WallTimeMicros != 0 || r.CPUTimeMicros != 0 || r.PeakMemoryBytes != 0
 	if r.NotRun {
 		if r.Reason != SystemError {
 			return fmt.Errorf("notRun with reason %s, not %s", r.Reason, SystemError)
 		}
-		if r.ExitCode != 0 || r.Signal != "" || r.Stdout != "" || r.Stderr != "" || r.Output != "" ||
-			r.StdoutTruncated || r.StderrTruncated || r.WallTimeMicros != 0 || r.CPUTimeMicros != 0 || r.PeakMemoryBytes != 0 {
-			return errors.New("notRun with an exit code, a signal, output, time or memory of a program")
+		if programRan || r.Compile != nil {
+			return errors.New("notRun with an exit code, a signal, output, time or memory of a program, or a compile stage")
+		}
+	}
+	if r.Compile != nil {
+		if r.Compile.Reason == CompileError || !r.Compile.Reason.Valid() {
+			return fmt.Errorf("compile: reason %q is not a stage's", r.Compile.Reason)
+		}
+		if err := r.Compile.validate(); err != nil {
+			return fmt.Errorf("compile: %w", err)
+		}
+		// The program runs only after a compile that completed.
+		if r.Compile.Reason != Completed && r.Reason != CompileError && r.Reason != SystemError {
+			return fmt.Errorf("a compile stage that ended %s, with reason %s", r.Compile.Reason, r.Reason)
+		}
+	}
+	if r.Reason == CompileError {
+		if r.Compile == nil || r.Compile.Reason == Completed {
+			return errors.New("reason CompileError without a failed compile stage")
+		}
+		if programRan {
+			return errors.New("reason CompileError with an exit code, a signal, output, time or memory of a program")
+		}
+	}
+	return nil
+}
+
+// validate checks the bounds that a Stage and a Report share.
+func (s Stage) validate() error {
+	if s.ExitCode < 0 || s.ExitCode > 255 {
+		return fmt.Errorf("exit code %d is outside 0..255", s.ExitCode)
+	}
+	if s.WallTimeMicros < 0 || s.CPUTimeMicros < 0 || s.PeakMemoryBytes < 0 {
+		return errors.New("negative time or memory")
+	}
+	if len(s.Signal) > 16 || len(s.Message) > MaxMessage {
+		return errors.New("signal or message too long")
+	}
+	for name, v := range map[string]string{"stdout": s.Stdout, "stderr": s.Stderr, "output": s.Output} {
+		if len(v) > MaxOutputLimit*utf8.UTFMax {
+			return fmt.Errorf("%s is %d bytes, more than allowed", name, len(v))
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,10 @@ func TestEncodeParseRoundTrip(t *testing.T) {
 		{"unicode and controls", Report{Reason: Completed, Stdout: "héllo 世界 🌍 \uFFFD \x00\x01\x1b[31m\t\u2028", Output: "x"}},
 		{"summary", sample().Summary()},
 		{"largest output", Report{Reason: Completed, Stdout: big, Stderr: big, Output: big}},
+		{"compiled", compiled()},
+		{"compile error", compileError()},
+		{"largest output and compile output", Report{Reason: Completed, Stdout: big, Stderr: big, Output: big,
+			Compile: &Stage{Reason: Completed, Stdout: big, Stderr: big, Output: big}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,11 +56,11 @@ func TestEncodeParseRoundTrip(t *testing.T) {
 			}
 			want := tt.r
 			want.Marker = Marker
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("round trip changed the report:\n got %+v\nwant %+v", got, want)
 			}
 			// Surrounding whitespace, as in a log line, is fine.
-			if got2, err := Parse(append(append([]byte("  \n"), enc...), "\r\n"...)); err != nil || got2 != got {
+			if got2, err := Parse(append(append([]byte("  \n"), enc...), "\r\n"...)); err != nil || !reflect.DeepEqual(got2, got) {
 				t.Errorf("Parse with whitespace: %v", err)
 			}
 		})
@@ -204,6 +209,7 @@ func TestReasons(t *testing.T) {
 		MemoryLimitExceeded: "MemoryLimitExceeded",
 		OutputLimitExceeded: "OutputLimitExceeded",
 		SystemError:         "SystemError",
+		CompileError:        "CompileError",
 	}
 	if len(Reasons) != len(want) {
 		t.Errorf("Reasons has %d entries, want %d: %v", len(Reasons), len(want), Reasons)
@@ -215,7 +221,11 @@ func TestReasons(t *testing.T) {
 		if !r.Valid() {
 			t.Errorf("%s is not valid", r)
 		}
-		if _, err := Parse(Encode(Report{Reason: r})); err != nil {
+		rep := Report{Reason: r}
+		if r == CompileError {
+			rep = compileError()
+		}
+		if _, err := Parse(Encode(rep)); err != nil {
 			t.Errorf("a report with reason %s does not parse: %v", r, err)
 		}
 	}
@@ -237,6 +247,8 @@ func FuzzParse(f *testing.F) {
 		sample().Summary(),
 		{ExitCode: 139, Signal: "SIGSEGV", Reason: Signaled, Message: "killed", Output: "héllo 世界 🌍\x00"},
 		{ExitCode: 137, Reason: MemoryLimitExceeded, Message: "memory limit", StdoutTruncated: true},
+		compiled(),
+		compileError(),
 	} {
 		f.Add(Encode(r))
 	}
@@ -268,20 +280,20 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse accepted %q as %+v, but not its encoding %q: %v", data, r, enc, err)
 		}
-		if r2 != r {
+		if !reflect.DeepEqual(r2, r) {
 			t.Fatalf("round trip changed the report:\n got %+v\nwant %+v", r2, r)
 		}
 		if enc2 := Encode(r2); !bytes.Equal(enc2, enc) {
 			t.Fatalf("Encode is not stable: %q then %q", enc, enc2)
 		}
-		if got, err := FindInLog(append([]byte("noise\n"), enc...)); err != nil || got != r {
+		if got, err := FindInLog(append([]byte("noise\n"), enc...)); err != nil || !reflect.DeepEqual(got, r) {
 			t.Fatalf("FindInLog of the encoding: %+v, %v", got, err)
 		}
 		term, err := Parse(ForTerminationMessage(r))
 		if err != nil {
 			t.Fatalf("the termination message does not parse: %v", err)
 		}
-		if term != r && term != r.Summary() {
+		if !reflect.DeepEqual(term, r) && !reflect.DeepEqual(term, r.Summary()) {
 			t.Fatalf("the termination message is neither the report nor its summary: %+v", term)
 		}
 	})
