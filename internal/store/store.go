@@ -178,7 +178,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // advisory lock held on one connection, on SQLite in one immediate transaction (the
 // second process waits for the first's write lock, then finds the tables made).
 func (s *Store) migrate(ctx context.Context) error {
-	models := []any{&Submission{}, &Snippet{}}
+	models := []any{&Submission{}, &Snippet{}, &Judge0Submission{}}
 	db := s.db.WithContext(ctx)
 	var err error
 	if s.postgres {
