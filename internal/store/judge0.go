@@ -29,8 +29,8 @@ type Judge0Submission struct {
 	// reads only its own (Owned).
 	KeyID string `gorm:"not null;default:'';size:63;index"`
 
-	LanguageID     int32   `gorm:"not null"`
-	SourceCode     string  `gorm:"not null"`
+	LanguageID     int32  `gorm:"not null"`
+	SourceCode     string `gorm:"not null"`
 	Stdin          *string
 	ExpectedOutput *string
 	// Language and Version are the Runtime the language id resolved to.
@@ -43,22 +43,22 @@ type Judge0Submission struct {
 	Spec string `gorm:"not null"`
 
 	// The limits and options of the request, with Judge0's defaults filled in.
-	CPUTimeLimit                          float64 `gorm:"not null"`
-	CPUExtraTime                          float64 `gorm:"not null"`
-	WallTimeLimit                         float64 `gorm:"not null"`
-	MemoryLimit                           int64   `gorm:"not null"`
-	StackLimit                            int64   `gorm:"not null"`
-	MaxProcessesAndOrThreads              int64   `gorm:"not null"`
-	EnablePerProcessAndThreadTimeLimit    bool    `gorm:"not null"`
-	EnablePerProcessAndThreadMemoryLimit  bool    `gorm:"not null"`
-	MaxFileSize                           int64   `gorm:"not null"`
-	NumberOfRuns                          int64   `gorm:"not null"`
-	RedirectStderrToStdout                bool    `gorm:"not null"`
-	EnableNetwork                         bool    `gorm:"not null"`
-	CompilerOptions                       *string `gorm:"size:512"`
-	CommandLineArguments                  *string `gorm:"size:512"`
-	CallbackURL                           *string `gorm:"size:2048"`
-	AdditionalFiles                       *string
+	CPUTimeLimit                         float64 `gorm:"not null"`
+	CPUExtraTime                         float64 `gorm:"not null"`
+	WallTimeLimit                        float64 `gorm:"not null"`
+	MemoryLimit                          int64   `gorm:"not null"`
+	StackLimit                           int64   `gorm:"not null"`
+	MaxProcessesAndOrThreads             int64   `gorm:"not null"`
+	EnablePerProcessAndThreadTimeLimit   bool    `gorm:"not null"`
+	EnablePerProcessAndThreadMemoryLimit bool    `gorm:"not null"`
+	MaxFileSize                          int64   `gorm:"not null"`
+	NumberOfRuns                         int64   `gorm:"not null"`
+	RedirectStderrToStdout               bool    `gorm:"not null"`
+	EnableNetwork                        bool    `gorm:"not null"`
+	CompilerOptions                      *string `gorm:"size:512"`
+	CommandLineArguments                 *string `gorm:"size:512"`
+	CallbackURL                          *string `gorm:"size:2048"`
+	AdditionalFiles                      *string
 
 	// StatusID is Judge0's status: 1 In Queue, 2 Processing, 3 and on when finished.
 	StatusID      int32 `gorm:"not null;index"`
