@@ -71,6 +71,14 @@ type Config struct {
 	// while every node run pods can land on reports user namespace support for their
 	// runtime handler, and leaves it unset otherwise (controllers/usernamespaces.go).
 	HostUsers *bool `json:"hostUsers,omitempty"`
+
+	// SmokeTestNamespace is the namespace where the operator runs each Runtime's smoke test
+	// as a CodeRun: one the operator watches (the chart's runs namespace).
+	SmokeTestNamespace string `json:"smokeTestNamespace"`
+	// ManageRuntimes runs the Runtime controller (smoke tests, the Ready condition).
+	// Runtimes are cluster-scoped, so of several releases in one cluster only one operator
+	// may manage them; every operator resolves runs against all Runtimes either way.
+	ManageRuntimes bool `json:"manageRuntimes"`
 }
 
 // Default returns the configuration the operator ships with.
@@ -98,6 +106,9 @@ func Default() Config {
 		JobTTL:           metav1.Duration{Duration: 10 * time.Minute},
 		RunUIDMin:        200000,
 		RunUIDCount:      100000,
+
+		SmokeTestNamespace: "coderun-runs",
+		ManageRuntimes:     true,
 	}
 }
 
@@ -155,6 +166,9 @@ func (c Config) Validate() error {
 	// Run uids must be non-root, and stay below 2^31 for runtimes that store them signed.
 	if c.RunUIDMin < 1000 || c.RunUIDCount < 1 || c.RunUIDMin+c.RunUIDCount > 1<<31 {
 		errs = append(errs, fmt.Errorf("runUIDMin (%d) and runUIDCount (%d) must give a range within 1000..2^31", c.RunUIDMin, c.RunUIDCount))
+	}
+	if c.ManageRuntimes && c.SmokeTestNamespace == "" {
+		errs = append(errs, errors.New("smokeTestNamespace is required when manageRuntimes is true"))
 	}
 	return errors.Join(errs...)
 }
