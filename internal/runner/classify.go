@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ type classifyInput struct {
 // stop, a signal, the exit code.
 func (r *run) classify(in classifyInput) report.Report {
 	cfg := r.cfg
+	what := cmp.Or(r.what, "program")
 	rep := report.Report{
 		Stdout:          in.output.stdout,
 		Stderr:          in.output.stderr,
@@ -58,7 +60,7 @@ func (r *run) classify(in classifyInput) report.Report {
 	}
 	if in.startFailure != "" {
 		rep.Reason = report.SystemError
-		rep.Message = message("could not start the program: " + in.startFailure)
+		rep.Message = message("could not start the " + what + ": " + in.startFailure)
 		rep.ExitCode, rep.Signal = 0, ""
 		return rep
 	}
@@ -83,13 +85,13 @@ func (r *run) classify(in classifyInput) report.Report {
 		rep.Message = fmt.Sprintf("memory limit of %s exceeded", formatBytes(cfg.MemoryLimit))
 	case in.cgroupOOM && sig == syscall.SIGKILL:
 		rep.Reason = report.MemoryLimitExceeded
-		rep.Message = "the program was killed by the out-of-memory killer: the container's memory limit was reached"
+		rep.Message = "the " + what + " was killed by the out-of-memory killer: the container's memory limit was reached"
 	case in.first == causeStopped:
 		rep.Reason = report.SystemError
 		rep.Message = StoppedMessage
 	case sig != 0:
 		rep.Reason = report.Signaled
-		rep.Message = fmt.Sprintf("the program was killed by signal %s (%s)", rep.Signal, sig)
+		rep.Message = fmt.Sprintf("the %s was killed by signal %s (%s)", what, rep.Signal, sig)
 	case rep.ExitCode == 0:
 		rep.Reason = report.Completed
 	default:

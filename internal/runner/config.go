@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,12 @@ const (
 	DefaultMaxFileSize  = 16 << 20
 	DefaultMaxOpenFiles = 256
 
+	// DefaultCompileTimeout is a compile step's time limit when none is given.
+	DefaultCompileTimeout = 10 * time.Second
+	// MaxFilesBytes bounds what FilesDir may hold in total: the API allows 64 KiB of
+	// files, and a huge input must not fill the scratch directory the compiler needs.
+	MaxFilesBytes = 1 << 20
+
 	// MaxTimeout bounds Config.Timeout (and so the CPU time limit derived from it).
 	MaxTimeout = 24 * time.Hour
 	// minOpenFiles is the smallest RLIMIT_NOFILE the interpreter can start with.
@@ -29,8 +36,30 @@ const (
 )
 
 // Config describes one run. Start from DefaultConfig: the zero value is not valid.
+//
+// The program is RunCommand (plus Args) when it is set, and otherwise the legacy python
+// Source. With FilesDir, its files are copied into Workdir first; with Compile, the
+// compiler runs before the program, and a compile that fails ends the run.
 type Config struct {
+	// RunCommand is the program's argument vector, run in Workdir. Its first element is
+	// looked up in the program's PATH (the one Env gives, if any) unless it holds a '/';
+	// a relative path is relative to Workdir (such as "./main", which a compile step may
+	// have built). Empty: the program is python running Source.
+	RunCommand []string
+	// Args follow the program's argument vector (RunCommand, or python's).
+	Args []string
+	// Compile, if set, runs before the program.
+	Compile *CompileConfig
+	// FilesDir, if set, is a directory whose regular files (symlinks followed; names
+	// starting with '.' skipped, such as a downward API volume's ..data) are copied into
+	// Workdir before anything runs, at most MaxFilesBytes in total.
+	FilesDir string
+	// Env holds NAME=VALUE entries added to the environment of the program and the
+	// compiler, replacing the runner's own for the same name (PATH, HOME, TMPDIR...).
+	Env []string
+
 	// Source is the program file; python runs it by this path, so tracebacks show it.
+	// Only without RunCommand.
 	Source string
 	// Stdin, if set, is the file the program reads as its standard input. A missing
 	// file gives an empty stdin, as does an empty Stdin.
@@ -71,6 +100,17 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
+// CompileConfig is a compile step: a command run like the program, with the program's
+// rlimits, uid and output limit but its own time and memory limits and stdin /dev/null.
+type CompileConfig struct {
+	// Command is the compiler's argument vector, resolved as Config.RunCommand is.
+	Command []string
+	// Timeout is the compiler's wall-clock limit; its CPU time limit derives from it.
+	Timeout time.Duration
+	// MemoryLimit, if positive, bounds the compiler's resident memory.
+	MemoryLimit int64
+}
+
 // DefaultConfig returns a Config with every default set and no Source.
 func DefaultConfig() Config {
 	return Config{
@@ -93,8 +133,23 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Sprintf(format, args...))
 		}
 	}
-	check(c.Source != "", "the source file is required")
-	check(c.Python != "", "the python interpreter must be set")
+	if len(c.RunCommand) == 0 {
+		check(c.Source != "", "the source file is required (or a run command)")
+		check(c.Python != "", "the python interpreter must be set")
+	} else {
+		check(c.Source == "", "a source file and a run command: the run command names the program")
+		checkArgv(check, "run command", c.RunCommand)
+	}
+	check(len(c.Args) == 0 || !slices.ContainsFunc(c.Args, hasNUL), "an argument contains a NUL byte")
+	if c.Compile != nil {
+		checkArgv(check, "compile command", c.Compile.Command)
+		check(c.Compile.Timeout > 0 && c.Compile.Timeout <= MaxTimeout, "compile timeout %s is not in (0, %s]", c.Compile.Timeout, MaxTimeout)
+		check(c.Compile.MemoryLimit >= 0, "compile memory limit %d is negative", c.Compile.MemoryLimit)
+	}
+	for _, kv := range c.Env {
+		name, _, ok := strings.Cut(kv, "=")
+		check(ok && validEnvName(name) && !hasNUL(kv), "environment entry %q is not NAME=VALUE", kv)
+	}
 	check(c.Workdir != "", "the working directory must be set")
 	check(c.Self != "", "the runner's own executable must be set")
 	check(c.Timeout > 0 && c.Timeout <= MaxTimeout, "timeout %s is not in (0, %s]", c.Timeout, MaxTimeout)
@@ -111,6 +166,25 @@ func (c Config) Validate() error {
 	}
 	// One line, for a report's message.
 	return errors.New(strings.Join(errs, "; "))
+}
+
+// checkArgv checks an argument vector: at least a name, and no NUL byte (exec cannot pass
+// one).
+func checkArgv(check func(bool, string, ...any), what string, argv []string) {
+	check(len(argv) > 0 && argv[0] != "", "the %s has no program name", what)
+	check(!slices.ContainsFunc(argv, hasNUL), "the %s contains a NUL byte", what)
+}
+
+func hasNUL(s string) bool { return strings.ContainsRune(s, 0) }
+
+// validEnvName reports whether name is a portable environment variable name.
+func validEnvName(name string) bool {
+	if name == "" || (name[0] >= '0' && name[0] <= '9') {
+		return false
+	}
+	return strings.IndexFunc(name, func(c rune) bool {
+		return c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (c < '0' || c > '9')
+	}) < 0
 }
 
 // cpuLimitSeconds returns the soft and hard RLIMIT_CPU for the configured timeout.

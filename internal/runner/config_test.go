@@ -81,3 +81,36 @@ func TestCPULimit(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateCommands(t *testing.T) {
+	t.Parallel()
+	base := DefaultConfig()
+	base.RunCommand = []string{"./main"}
+	if err := base.Validate(); err != nil {
+		t.Fatalf("a run command alone: %v", err)
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"source and run command", func(c *Config) { c.Source = "main.py" }, "the run command names the program"},
+		{"empty program name", func(c *Config) { c.RunCommand = []string{""} }, "run command has no program name"},
+		{"NUL in the run command", func(c *Config) { c.RunCommand = []string{"a", "b\x00"} }, "run command contains a NUL"},
+		{"NUL in an argument", func(c *Config) { c.Args = []string{"\x00"} }, "argument contains a NUL"},
+		{"empty compile command", func(c *Config) { c.Compile = &CompileConfig{Timeout: time.Second} }, "compile command has no program name"},
+		{"no compile timeout", func(c *Config) { c.Compile = &CompileConfig{Command: []string{"cc"}} }, "compile timeout 0s"},
+		{"negative compile memory", func(c *Config) {
+			c.Compile = &CompileConfig{Command: []string{"cc"}, Timeout: time.Second, MemoryLimit: -1}
+		}, "compile memory limit -1"},
+		{"env without =", func(c *Config) { c.Env = []string{"PATH"} }, `"PATH" is not NAME=VALUE`},
+		{"env with a bad name", func(c *Config) { c.Env = []string{"1A=x"} }, `"1A=x" is not NAME=VALUE`},
+		{"env with a NUL", func(c *Config) { c.Env = []string{"A=\x00"} }, "is not NAME=VALUE"},
+	} {
+		c := base
+		tt.change(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want one about %q", tt.name, err, tt.want)
+		}
+	}
+}

@@ -3,9 +3,11 @@ package runner
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +16,7 @@ import (
 )
 
 // The runner re-executes its own binary for two small jobs that need a fresh process:
-// the exec shim, which applies the limits and then becomes python, and (as the program's
+// the exec shim, which applies the limits and then becomes the program, and (as the program's
 // dedicated uid) the kill helper. The first argument names the job.
 const (
 	execHelperArg = "__coderun_exec"
@@ -22,7 +24,7 @@ const (
 )
 
 // statusFD is the shim's fd for reporting a failure to start the program. It is close-on-
-// exec in the shim, so the runner reads EOF from it when python has been executed.
+// exec in the shim, so the runner reads EOF from it when the program has been executed.
 const statusFD = 3
 
 // RunHelperIfRequested runs the helper that args (os.Args) ask for and then exits the
@@ -59,14 +61,14 @@ func shimArgs(c Config, path string, argv []string) []string {
 	return append(args, argv...)
 }
 
-// execShim runs in the child, before python: it applies the rlimits, volunteers for the
+// execShim runs in the child, before the program: it applies the rlimits, volunteers for the
 // OOM killer, installs the seccomp filter (seccomp.go), gives every signal its default
-// and executes python with the environment it was given. On failure it writes
+// and executes the program with the environment it was given. On failure it writes
 // one line to statusFD and returns the exit code.
 func execShim(args []string) int {
 	// The filter and the signal mask are per thread until exec: stay on this one.
 	runtime.LockOSThread()
-	// Whatever happens, python must not inherit the status pipe, nor any fd but 0, 1 and
+	// Whatever happens, the program must not inherit the status pipe, nor any fd but 0, 1 and
 	// 2 that the runner itself may have inherited.
 	_, _ = unix.FcntlInt(statusFD, unix.F_SETFD, unix.FD_CLOEXEC)
 	closeOnExecFrom(statusFD + 1)
@@ -87,6 +89,15 @@ func execShim(args []string) int {
 	}
 	nofile, nproc, fsize, cpuSoft, cpuHard := n[0], n[1], n[2], n[3], n[4]
 	path, argv := args[5], args[6:]
+	if !strings.Contains(path, "/") {
+		// Looked up here, not in the runner: this process has the program's environment
+		// (a Runtime's env may set PATH), its uid and its working directory.
+		found, err := exec.LookPath(path)
+		if err != nil {
+			return fail("%q was not found in the program's PATH %s", path, os.Getenv("PATH"))
+		}
+		path = found
+	}
 
 	// Make the program, not the runner, the OOM killer's choice. Raising the score needs
 	// no privilege; a kernel without the file is no reason to fail.
@@ -96,7 +107,7 @@ func execShim(args []string) int {
 	}
 
 	// RLIMIT_NPROC last: it counts the threads of the uid, and this Go process may still
-	// start some before it executes python.
+	// start some before it executes the program.
 	limits := []struct {
 		name       string
 		resource   int
@@ -116,7 +127,7 @@ func execShim(args []string) int {
 	if err := installSeccompFilter(); err != nil {
 		return fail("%v", err)
 	}
-	// Last: from here on a signal gets its default action, as it will in python.
+	// Last: from here on a signal gets its default action, as it will in the program.
 	if err := resetSignals(); err != nil {
 		return fail("%v", err)
 	}

@@ -7,33 +7,42 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// resolvePaths finds the interpreter and checks the source and the working directory.
-func (r *run) resolvePaths() (python, source string, err error) {
+// resolvePaths returns the path to execute and the argument vector: the run command's
+// (whose first element the exec shim looks up in the program's PATH), or python's with
+// the source file; cfg.Args follow either. It checks the source and the working
+// directory.
+func (r *run) resolvePaths() (path string, argv []string, err error) {
 	cfg := r.cfg
-	python, err = lookPython(cfg.Python)
+	if fi, err := os.Stat(cfg.Workdir); err != nil || !fi.IsDir() {
+		return "", nil, fmt.Errorf("the working directory %s is not a directory", cfg.Workdir)
+	}
+	if len(cfg.RunCommand) > 0 {
+		argv = append(slices.Clone(cfg.RunCommand), cfg.Args...)
+		return argv[0], argv, nil
+	}
+	python, err := lookPython(cfg.Python)
 	if err != nil {
-		return "", "", fmt.Errorf("could not find the python interpreter: %w", err)
+		return "", nil, fmt.Errorf("could not find the python interpreter: %w", err)
 	}
 	// The program runs in the workdir: a relative path means one from the runner's.
-	source, err = filepath.Abs(cfg.Source)
+	source, err := filepath.Abs(cfg.Source)
 	if err != nil {
-		return "", "", fmt.Errorf("could not resolve the source path: %w", err)
+		return "", nil, fmt.Errorf("could not resolve the source path: %w", err)
 	}
 	if fi, err := os.Stat(source); err != nil {
-		return "", "", fmt.Errorf("could not read the source file: %w", err)
+		return "", nil, fmt.Errorf("could not read the source file: %w", err)
 	} else if fi.IsDir() {
-		return "", "", fmt.Errorf("the source %s is a directory", cfg.Source)
+		return "", nil, fmt.Errorf("the source %s is a directory", cfg.Source)
 	}
-	if fi, err := os.Stat(cfg.Workdir); err != nil || !fi.IsDir() {
-		return "", "", fmt.Errorf("the working directory %s is not a directory", cfg.Workdir)
-	}
-	return python, source, nil
+	argv = append([]string{python, "-u", "-B", "-s", source}, cfg.Args...)
+	return python, argv, nil
 }
 
 // childFiles are everything the child gets, and the runner's ends of its pipes. Go opens
@@ -116,7 +125,7 @@ func (f *childFiles) closeChildEnds() {
 	}
 }
 
-// readStartFailure waits, for at most startTimeout, for the shim to execute python: it
+// readStartFailure waits, for at most startTimeout, for the shim to execute the program: it
 // says nothing and the status pipe closes. Otherwise it returns what the shim wrote.
 func (f *childFiles) readStartFailure() string {
 	_ = f.statusR.SetReadDeadline(time.Now().Add(startTimeout))

@@ -1,10 +1,10 @@
-// Package runner runs one untrusted Python program under limits and reports how it went,
-// as a report.Report. It is the library behind cmd/runner, the entrypoint of the Python
-// image: in a pod the runner is PID 1 of its container and shares the container's uid with
-// the program.
+// Package runner runs one untrusted program (and, before it, its compiler, if it has one)
+// under limits and reports how it went, as a report.Report. It is the library behind
+// cmd/runner, the entrypoint of every language's image: in a pod the runner is PID 1 of
+// its container and shares the container's uid with the program.
 //
 // The program is started through an exec shim (the runner's own binary re-executed, see
-// RunHelperIfRequested) that applies the rlimits before python starts. It runs in its own
+// RunHelperIfRequested) that applies the rlimits before the program starts. It runs in its own
 // process group with a clean environment and only fds 0, 1 and 2: its stdin file and two
 // pipes that the runner reads, capping the total output. When the main process exits or
 // is killed for a limit, the runner kills everything the program started (see
@@ -33,7 +33,7 @@ const (
 	drainTimeout = 500 * time.Millisecond
 	// exitAfterKillTimeout bounds the wait for the main process to exit after SIGKILL.
 	exitAfterKillTimeout = 5 * time.Second
-	// startTimeout bounds the wait for the shim to execute python.
+	// startTimeout bounds the wait for the shim to execute the program.
 	startTimeout = 10 * time.Second
 	// maxMessage bounds the runner's messages: report.Parse refuses one over
 	// report.MaxMessage, and this leaves room for the rest of a report's Summary in a
@@ -54,6 +54,13 @@ var processWide sync.RWMutex
 // report; a failure of the runner itself is a SystemError report. Cancelling ctx kills
 // the program and gives a SystemError report with StoppedMessage.
 //
+// With cfg.FilesDir the files are copied into the workdir first; with cfg.Compile the
+// compiler runs next, as the program would (same uid, rlimits, seccomp filter and
+// output limit; its own time and memory limits), every process it left is killed, and
+// only a compiler that exited 0 lets the program run. Otherwise the report's reason is
+// CompileError (SystemError when the compiler could not even start) and its Compile
+// stage says why.
+//
 // Run makes the calling process non-dumpable (so the program, even as the same uid,
 // cannot read the runner's memory or open its fds through /proc) and, for a run as its
 // own user outside a container, a child subreaper for the duration of the run. Runs
@@ -65,28 +72,78 @@ func Run(ctx context.Context, cfg Config) report.Report {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return systemError("could not make the runner non-dumpable: %v", err)
 	}
-	r := &run{cfg: cfg, cleanup: chooseCleanup(cfg)}
-	if r.cleanup == cleanupUID {
+	cleanup := chooseCleanup(cfg)
+	if cleanup == cleanupUID {
 		processWide.RLock()
 		defer processWide.RUnlock()
 	} else {
 		processWide.Lock()
 		defer processWide.Unlock()
 	}
-	if r.cleanup == cleanupDescendants {
+	if cleanup == cleanupDescendants {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return systemError("could not make the runner a child subreaper: %v", err)
 		}
 		defer func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) }()
 	}
-	return r.run(ctx)
+	if ctx.Err() != nil {
+		return stopped()
+	}
+	if cfg.FilesDir != "" {
+		if err := copyFiles(cfg.FilesDir, cfg.Workdir, cfg.RunAsUID); err != nil {
+			return systemError("could not copy the program's files: %v", err)
+		}
+	}
+	var compile *report.Stage
+	if cfg.Compile != nil {
+		// The compiler is run like a program: every phase, the cleanup included (which
+		// kills whatever it left behind before the program starts), is the same.
+		rep := (&run{cfg: cfg.compileStep(), cleanup: cleanup, what: "compiler"}).run(ctx)
+		stage := report.StageOf(rep)
+		compile = &stage
+		if rep.Reason != report.Completed {
+			return compileFailed(stage)
+		}
+	}
+	rep := (&run{cfg: cfg, cleanup: cleanup, what: "program"}).run(ctx)
+	rep.Compile = compile
+	return rep
 }
 
-// run is the state of one Run.
+// compileStep is the Config of c's compile step: c's, with the compiler as the program,
+// its own limits and no stdin.
+func (c Config) compileStep() Config {
+	s := c
+	s.RunCommand, s.Args, s.Source = c.Compile.Command, nil, ""
+	s.Timeout, s.MemoryLimit = c.Compile.Timeout, c.Compile.MemoryLimit
+	s.Stdin, s.FilesDir, s.Compile = "", "", nil
+	return s
+}
+
+// compileFailed is the report of a run whose compile step did not complete: the
+// program was not run. A compiler that could not start, or a stopped runner, is the
+// platform's failure, not the program's.
+func compileFailed(stage report.Stage) report.Report {
+	r := report.Report{Reason: report.CompileError, Compile: &stage}
+	switch {
+	case stage.Reason == report.SystemError:
+		r.Reason = report.SystemError
+		r.Message = message("the compile step failed: " + stage.Message)
+	case stage.Message != "":
+		r.Message = message("the compile step failed: " + stage.Message)
+	default:
+		r.Message = fmt.Sprintf("the compiler exited with code %d", stage.ExitCode)
+	}
+	return r
+}
+
+// run is the state of one step of a Run: the compiler's or the program's.
 type run struct {
 	cfg     Config
 	cleanup cleanupMode
 	devNull *os.File
+	// what the step runs, "program" or "compiler", for messages.
+	what string
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -95,13 +152,13 @@ func (r *run) logf(format string, args ...any) {
 	}
 }
 
-// run runs the program in four phases: open what the program gets, start it, wait for
-// its end or a limit, and clean up after it; then it classifies what happened.
+// run runs the step in four phases: open what it gets, start it, wait for its end or a
+// limit, and clean up after it; then it classifies what happened.
 func (r *run) run(ctx context.Context) report.Report {
 	if ctx.Err() != nil {
 		return stopped()
 	}
-	python, source, err := r.resolvePaths()
+	path, argv, err := r.resolvePaths()
 	if err != nil {
 		return systemError("%v", err)
 	}
@@ -111,9 +168,9 @@ func (r *run) run(ctx context.Context) report.Report {
 	}
 	defer f.close()
 	oomBefore, oomKnown := readOOMKills(cgroupOOMFiles)
-	p, err := r.start(python, source, f)
+	p, err := r.start(path, argv, f)
 	if err != nil {
-		return systemError("could not start the program: %v", err)
+		return systemError("could not start the %s: %v", r.what, err)
 	}
 	defer p.timer.Stop()
 	w := r.wait(ctx, p, f.col)

@@ -3,6 +3,8 @@ package runner
 import (
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,20 +38,19 @@ type process struct {
 	reaped <-chan struct{}
 	// timer is the wall-clock limit, running from the fork.
 	timer *time.Timer
-	// startFailure is what the shim said when it could not execute python; empty when
-	// python runs.
+	// startFailure is what the shim said when it could not execute the program; empty
+	// when it runs.
 	startFailure string
 }
 
-// start forks the program through the exec shim and waits until python runs (or the shim
-// failed to execute it). The error is the fork's: nothing was started.
-func (r *run) start(python, source string, f *childFiles) (*process, error) {
-	argv := []string{python, "-u", "-B", "-s", source}
+// start forks the program (path, with argv) through the exec shim and waits until it runs
+// (or the shim failed to execute it). The error is the fork's: nothing was started.
+func (r *run) start(path string, argv []string, f *childFiles) (*process, error) {
 	startedCh := make(chan started, 1)
 	exitedCh := make(chan exited, 1)
 	reaped := make(chan struct{})
 	grp := &group{}
-	go r.reap(r.cfg.Self, shimArgs(r.cfg, python, argv), r.procAttr(f), grp, startedCh, exitedCh, reaped)
+	go r.reap(r.cfg.Self, shimArgs(r.cfg, path, argv), r.procAttr(f), grp, startedCh, exitedCh, reaped)
 	st := <-startedCh
 	if st.err != nil {
 		return nil, st.err
@@ -67,7 +68,7 @@ func (r *run) start(python, source string, f *childFiles) (*process, error) {
 func (r *run) procAttr(f *childFiles) *syscall.ProcAttr {
 	attr := &syscall.ProcAttr{
 		Dir:   r.cfg.Workdir,
-		Env:   programEnv(r.cfg.Workdir),
+		Env:   programEnv(r.cfg.Workdir, r.cfg.Env),
 		Files: f.fds(),
 		Sys: &syscall.SysProcAttr{
 			Setpgid:   true,
@@ -81,9 +82,10 @@ func (r *run) procAttr(f *childFiles) *syscall.ProcAttr {
 	return attr
 }
 
-// programEnv is the program's whole environment: nothing comes from the runner's own.
-func programEnv(workdir string) []string {
-	return []string{
+// programEnv is the program's whole environment: nothing comes from the runner's own. The
+// entries of extra (a Runtime's env) are added, replacing a default of the same name.
+func programEnv(workdir string, extra []string) []string {
+	env := []string{
 		"PATH=" + programPath,
 		"HOME=" + workdir,
 		"TMPDIR=" + workdir,
@@ -96,6 +98,12 @@ func programEnv(workdir string) []string {
 		"MKL_NUM_THREADS=1",
 		"MPLBACKEND=Agg",
 	}
+	for _, kv := range extra {
+		name, _, _ := strings.Cut(kv, "=")
+		env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, name+"=") })
+		env = append(env, kv)
+	}
+	return env
 }
 
 // group is the program's process group, whose id is the main process's pid. Killing it
