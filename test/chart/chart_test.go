@@ -185,6 +185,7 @@ func TestRBAC(t *testing.T) {
 	opRules := typed[rbacv1.ClusterRole](t, readManifest(t, "config/rbac/role.yaml"), "ClusterRole", "operator").Rules
 	frontRules := typed[rbacv1.Role](t, readManifest(t, "config/runs/front_rbac.yaml"), "Role", "coderun-front").Rules
 	leRules := typed[rbacv1.Role](t, readManifest(t, "config/rbac/leader_election_role.yaml"), "Role", "leader-election").Rules
+	frontClusterRules := typed[rbacv1.ClusterRole](t, readManifest(t, "config/runs/front_rbac.yaml"), "ClusterRole", "coderun-front-runtimes").Rules
 	opNamespaced, opCluster := splitByScope(permissions(opRules))
 	if len(opCluster) == 0 {
 		t.Fatalf("config/rbac/role.yaml grants nothing on %v: the operator's markers changed, update clusterScoped", clusterScoped)
@@ -203,8 +204,19 @@ func TestRBAC(t *testing.T) {
 			if auto {
 				wantCluster = 1
 			}
+			// The front reads the cluster-scoped Runtimes, always.
+			wantCluster++
 			if n, nb := len(m.ofKind("ClusterRole")), len(m.ofKind("ClusterRoleBinding")); n != wantCluster || nb != wantCluster {
 				t.Errorf("%d ClusterRoles and %d ClusterRoleBindings rendered, want %d of each (hostUsers left to the cluster: %t)", n, nb, wantCluster, auto)
+			}
+			frontCR := "coderun-front-runtimes-" + releaseNS
+			if cr := typed[rbacv1.ClusterRole](t, m, "ClusterRole", frontCR); !equality.Semantic.DeepEqual(cr.Rules, frontClusterRules) {
+				t.Errorf("ClusterRole %s rules differ from config/runs/front_rbac.yaml's:\n got %s\nwant %s", frontCR, toYAML(cr.Rules), toYAML(frontClusterRules))
+			}
+			b := typed[rbacv1.ClusterRoleBinding](t, m, "ClusterRoleBinding", frontCR)
+			if want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "coderun-front", Namespace: releaseNS}}; b.RoleRef.Kind != "ClusterRole" ||
+				b.RoleRef.Name != frontCR || !equality.Semantic.DeepEqual(b.Subjects, want) {
+				t.Errorf("ClusterRoleBinding %s binds %s %s to %v, want ClusterRole %s to the front's service account", frontCR, b.RoleRef.Kind, b.RoleRef.Name, b.Subjects, frontCR)
 			}
 			if auto {
 				name := "coderun-operator-nodes-" + releaseNS
