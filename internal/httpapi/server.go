@@ -88,6 +88,8 @@ type Server struct {
 	page     *page
 	// anonymous is Options.Anonymous when keys are on; nil otherwise.
 	anonymous *auth.AddressQuotas
+	// judge0 runs the Judge0 API's submissions in the background (judge0.go); Close stops it.
+	judge0 *judge0Worker
 }
 
 // New returns the API with its routes.
