@@ -29,16 +29,21 @@ type Submission struct {
 	Code     string `gorm:"not null"`
 	Stdin    string `gorm:"not null;default:''"`
 	Language string `gorm:"not null;size:32"`
-	Output   string `gorm:"not null;default:''"`
-	Stdout   string `gorm:"not null;default:''"`
-	Stderr   string `gorm:"not null;default:''"`
+	// Version is the version of the Runtime that ran it ("" for submissions saved before
+	// it was recorded, or run by the operator's built-in Python).
+	Version string `gorm:"not null;default:'';size:64"`
+	Output  string `gorm:"not null;default:''"`
+	Stdout  string `gorm:"not null;default:''"`
+	Stderr  string `gorm:"not null;default:''"`
 	// ExitCode is nil when the program never ran.
 	ExitCode *int32
 	// TimeSeconds is the program's wall time.
 	TimeSeconds float64 `gorm:"not null;default:0"`
 	// MemoryKiB is the program's peak memory.
-	MemoryKiB int64  `gorm:"not null;default:0"`
-	Reason    string `gorm:"not null;size:32"`
+	MemoryKiB int64 `gorm:"not null;default:0"`
+	// CompileOutput is what the compiler wrote, for a compiled language ("" otherwise).
+	CompileOutput string `gorm:"not null;default:''"`
+	Reason        string `gorm:"not null;size:32"`
 	// RunName is the CodeRun that ran it, in the runs namespace.
 	RunName string `gorm:"not null;size:253"`
 	// RunUID is the UID of that CodeRun, unique: a run is saved once however often its
@@ -68,7 +73,7 @@ type Snippet struct {
 // print one: without this, such a run could be saved on SQLite but never on PostgreSQL
 // (the API refuses NUL in code and stdin; output is what the program wrote).
 func (s *Submission) BeforeSave(*gorm.DB) error {
-	for _, text := range []*string{&s.Code, &s.Stdin, &s.Output, &s.Stdout, &s.Stderr} {
+	for _, text := range []*string{&s.Code, &s.Stdin, &s.Output, &s.Stdout, &s.Stderr, &s.CompileOutput} {
 		*text = strings.ReplaceAll(*text, "\x00", "\uFFFD")
 	}
 	return nil
