@@ -1,5 +1,5 @@
-// Package delivery is the wire format of a warm pool member's one request: the program,
-// its stdin and its limits, which the operator writes to the member's stdin over
+// Package delivery is the wire format of a warm pool member's one request: the program
+// (a source, or files), its stdin, its args and its limits, which the operator writes to the member's stdin over
 // pods/attach and the runner (cmd/runner --request=stdin) reads.
 //
 // A request is one frame: a header line
@@ -20,7 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -36,9 +38,16 @@ const (
 	MaxStdinBytes = 65536
 	// MaxRunBytes bounds Request.Run (namespace/name: 63 + 1 + 253 bytes).
 	MaxRunBytes = 317
-	// MaxFrame bounds a frame's JSON: source and stdin JSON-escaped (at most 6 bytes per
-	// input byte) fit with room to spare.
-	MaxFrame = 1 << 20
+	// MaxFiles bounds Request.Files, as the API bounds spec.files (plus the main file).
+	MaxFiles = 17
+	// MaxFileNameBytes bounds a file's name, as the API does.
+	MaxFileNameBytes = 64
+	// MaxArgs and MaxArgBytes bound Request.Args, as the API bounds spec.args.
+	MaxArgs     = 32
+	MaxArgBytes = 4096
+	// MaxFrame bounds a frame's JSON: source, files, stdin and args JSON-escaped (at most
+	// 6 bytes per input byte) fit with room to spare.
+	MaxFrame = 2 << 20
 )
 
 // Errors that Read returns (wrapped, with details); test them with errors.Is.
@@ -57,9 +66,18 @@ var (
 
 // Request is the one program a warm member runs, and its limits, which must fit the
 // member's shape.
+//
+// A member whose runner has a run command (a Runtime's) gets the program as Files, its
+// main file among them under the Runtime's sourceFile, and Source empty; the built-in
+// python's members get Source.
 type Request struct {
-	// Source is the program, at most MaxSourceBytes of UTF-8.
+	// Source is the program, at most MaxSourceBytes of UTF-8 (together with Files).
 	Source string `json:"source"`
+	// Files are written into the program's working directory, at most MaxFiles, each
+	// with a distinct name that FileNamePattern allows.
+	Files []File `json:"files,omitempty"`
+	// Args follow the program's command, at most MaxArgs of at most MaxArgBytes each.
+	Args []string `json:"args,omitempty"`
 	// Stdin is the program's standard input, at most MaxStdinBytes of UTF-8.
 	Stdin string `json:"stdin,omitempty"`
 	// TimeoutSeconds is the program's wall-clock limit, at least 1.
@@ -68,13 +86,35 @@ type Request struct {
 	MemoryBytes int64 `json:"memoryBytes"`
 	// Run names the CodeRun ("namespace/name"), for the runner's logs only.
 	Run string `json:"run,omitempty"`
+	// CompileTimeoutSeconds and CompileMemoryBytes are the compile step's limits, for a
+	// member with a compile command; 0 (left out) means the member's own.
+	CompileTimeoutSeconds int32 `json:"compileTimeoutSeconds,omitempty"`
+	CompileMemoryBytes    int64 `json:"compileMemoryBytes,omitempty"`
 }
 
+// File is one file of a program.
+type File struct {
+	// Name is the file's name in the working directory (FileNamePattern).
+	Name string `json:"name"`
+	// Content is the file's text, UTF-8.
+	Content string `json:"content"`
+}
+
+// FileNamePattern is the API's pattern of a file name: no '/', not starting with '.'
+// or '-'.
+var FileNamePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
+
 // fields are the JSON names of Request's fields, and whether each is required.
-var fields = map[string]bool{"source": true, "stdin": false, "timeoutSeconds": true, "memoryBytes": true, "run": false}
+var fields = map[string]bool{
+	"source": true, "files": false, "args": false, "stdin": false, "timeoutSeconds": true, "memoryBytes": true,
+	"run": false, "compileTimeoutSeconds": false, "compileMemoryBytes": false,
+}
 
 // Validate checks the bounds of every field.
 func (r Request) Validate() error {
+	if err := r.validateFilesAndArgs(); err != nil {
+		return err
+	}
 	switch {
 	case len(r.Source) > MaxSourceBytes:
 		return fmt.Errorf("source is %d bytes, more than %d", len(r.Source), MaxSourceBytes)
@@ -88,6 +128,48 @@ func (r Request) Validate() error {
 		return fmt.Errorf("timeout of %d seconds is less than 1", r.TimeoutSeconds)
 	case r.MemoryBytes < 1:
 		return fmt.Errorf("memory limit of %d bytes is less than 1", r.MemoryBytes)
+	case r.CompileTimeoutSeconds < 0:
+		return fmt.Errorf("compile timeout of %d seconds is negative", r.CompileTimeoutSeconds)
+	case r.CompileMemoryBytes < 0:
+		return fmt.Errorf("compile memory limit of %d bytes is negative", r.CompileMemoryBytes)
+	}
+	return nil
+}
+
+// validateFilesAndArgs checks Files (names, count, and with Source at most
+// MaxSourceBytes together) and Args.
+func (r Request) validateFilesAndArgs() error {
+	if len(r.Files) > MaxFiles {
+		return fmt.Errorf("%d files, more than %d", len(r.Files), MaxFiles)
+	}
+	total := len(r.Source)
+	seen := make(map[string]bool, len(r.Files))
+	for _, f := range r.Files {
+		switch {
+		case len(f.Name) > MaxFileNameBytes || !FileNamePattern.MatchString(f.Name):
+			return fmt.Errorf("file name %q is not allowed (at most %d of %s)", f.Name, MaxFileNameBytes, FileNamePattern)
+		case seen[f.Name]:
+			return fmt.Errorf("file name %q appears twice", f.Name)
+		case !utf8.ValidString(f.Content):
+			return fmt.Errorf("file %q is not valid UTF-8", f.Name)
+		}
+		seen[f.Name] = true
+		total += len(f.Content)
+	}
+	if total > MaxSourceBytes {
+		return fmt.Errorf("source and files are %d bytes together, more than %d", total, MaxSourceBytes)
+	}
+	if len(r.Args) > MaxArgs {
+		return fmt.Errorf("%d args, more than %d", len(r.Args), MaxArgs)
+	}
+	for i, a := range r.Args {
+		switch {
+		case len(a) > MaxArgBytes:
+			return fmt.Errorf("arg %d is %d bytes, more than %d", i, len(a), MaxArgBytes)
+		case !utf8.ValidString(a) || strings.ContainsRune(a, 0):
+			// exec cannot pass a NUL byte.
+			return fmt.Errorf("arg %d is not valid UTF-8 without NUL bytes", i)
+		}
 	}
 	return nil
 }
@@ -110,7 +192,7 @@ func Encode(r Request) ([]byte, error) {
 		// produce a frame that Read refuses.
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrTooLarge, len(payload), MaxFrame)
 	}
-	frame := make([]byte, 0, len(Magic)+len(" 1048576\n")+len(payload))
+	frame := make([]byte, 0, len(Magic)+len(" 2097152\n")+len(payload))
 	frame = append(frame, Magic...)
 	frame = append(frame, ' ')
 	frame = strconv.AppendInt(frame, int64(len(payload)), 10)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -38,7 +39,7 @@ func TestEncodeRead(t *testing.T) {
 		"half":          iotest.HalfReader(bytes.NewReader(frame)),
 	} {
 		got, err := Read(r)
-		if err != nil || got != hello {
+		if err != nil || !reflect.DeepEqual(got, hello) {
 			t.Errorf("%s: Read = %+v, %v", name, got, err)
 		}
 	}
@@ -55,7 +56,7 @@ func TestReadStopsAtTheFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := bytes.NewReader(append(append([]byte(nil), frame...), second...))
-	if got, err := Read(iotest.OneByteReader(in)); err != nil || got != hello {
+	if got, err := Read(iotest.OneByteReader(in)); err != nil || !reflect.DeepEqual(got, hello) {
 		t.Fatalf("first: %+v, %v", got, err)
 	}
 	if in.Len() != len(second) {
@@ -69,14 +70,21 @@ func TestReadStopsAtTheFrame(t *testing.T) {
 // TestLargest: the largest request, of characters JSON escapes the most, fits a frame.
 func TestLargest(t *testing.T) {
 	r := Request{
-		Source: strings.Repeat("\x01", MaxSourceBytes), Stdin: strings.Repeat("\x1f", MaxStdinBytes),
+		Source: strings.Repeat("\x01", MaxSourceBytes-MaxFiles), Stdin: strings.Repeat("\x1f", MaxStdinBytes),
 		TimeoutSeconds: 1<<31 - 1, MemoryBytes: 1<<63 - 1, Run: strings.Repeat("n", MaxRunBytes),
+		CompileTimeoutSeconds: 1<<31 - 1, CompileMemoryBytes: 1<<63 - 1,
+	}
+	for i := range MaxFiles {
+		r.Files = append(r.Files, File{Name: fmt.Sprintf("%0*d", MaxFileNameBytes, i), Content: "\x02"})
+	}
+	for range MaxArgs {
+		r.Args = append(r.Args, strings.Repeat("\x03", MaxArgBytes))
 	}
 	frame, err := Encode(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := Read(bytes.NewReader(frame)); err != nil || got != r {
+	if got, err := Read(bytes.NewReader(frame)); err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("Read: %v", err)
 	}
 	if len(frame) > MaxFrame {
@@ -170,7 +178,7 @@ func TestReadRefuses(t *testing.T) {
 // TestReadFailsFast: a bad header byte, or a count over the bound, is refused without
 // waiting for the rest, which may never come.
 func TestReadFailsFast(t *testing.T) {
-	for _, prefix := range []string{"x", "coderun-request/v2", Magic + " 1048577", Magic + " 12345678"} {
+	for _, prefix := range []string{"x", "coderun-request/v2", Magic + " " + fmt.Sprint(MaxFrame+1), Magic + " 12345678"} {
 		r := io.MultiReader(strings.NewReader(prefix), blockingReader{t})
 		if _, err := Read(r); !errors.Is(err, ErrBadHeader) && !errors.Is(err, ErrTooLarge) {
 			t.Errorf("%q: %v", prefix, err)
@@ -213,8 +221,11 @@ func FuzzRead(f *testing.F) {
 		frameOf(`{"source":"x","stdin":"y","timeoutSeconds":1,"memoryBytes":1,"run":"a/b"}`) + "trailing",
 		frameOf(`{"source":"x","source":"y"}`),
 		frameOf(`{"source":"\ud800","timeoutSeconds":1,"memoryBytes":1}`),
-		Magic + " 1048576\n{",
-		Magic + " 1048577\n",
+		frameOf(`{"source":"","files":[{"name":"main.c","content":"int main(){}"},{"name":"a.h","content":""}],"args":["-v",""],"timeoutSeconds":1,"memoryBytes":1,"compileTimeoutSeconds":10,"compileMemoryBytes":1}`),
+		frameOf(`{"source":"","files":[{"name":"../x","content":""}],"timeoutSeconds":1,"memoryBytes":1}`),
+		frameOf(`{"source":"","files":[null,{"name":"a","content":"","extra":1}],"args":[null],"timeoutSeconds":1,"memoryBytes":1}`),
+		Magic + " " + fmt.Sprint(MaxFrame) + "\n{",
+		Magic + " " + fmt.Sprint(MaxFrame+1) + "\n",
 		Magic + " 0\n",
 		"",
 		"garbage\n",
@@ -225,7 +236,7 @@ func FuzzRead(f *testing.F) {
 		in := &countingReader{r: bytes.NewReader(data)}
 		req, err := Read(in)
 		if err != nil {
-			if req != (Request{}) {
+			if !reflect.DeepEqual(req, Request{}) {
 				t.Errorf("a request with an error: %+v", req)
 			}
 			return
@@ -244,8 +255,77 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("Encode of an accepted request: %v", err)
 		}
 		again, err := Read(bytes.NewReader(frame))
-		if err != nil || again != req {
+		if err != nil || !reflect.DeepEqual(again, req) {
 			t.Fatalf("round trip: %+v, %v; want %+v", again, err, req)
 		}
 	})
+}
+
+func TestFilesAndArgs(t *testing.T) {
+	req := Request{
+		Files:          []File{{Name: "main.c", Content: "int main(void) { return 0; }\n"}, {Name: "util.h", Content: ""}},
+		Args:           []string{"a b", "", "ü"},
+		TimeoutSeconds: 5, MemoryBytes: 1 << 20, CompileTimeoutSeconds: 30, CompileMemoryBytes: 512 << 20,
+	}
+	frame, err := Encode(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"files":[{"name":"main.c","content":"int main(void) { return 0; }\n"},{"name":"util.h","content":""}],"args":["a b","","ü"]`; !strings.Contains(string(frame), want) {
+		t.Errorf("frame %s\nwant it to hold %s", frame, want)
+	}
+	if got, err := Read(bytes.NewReader(frame)); err != nil || !reflect.DeepEqual(got, req) {
+		t.Errorf("Read = %+v, %v", got, err)
+	}
+	// A request of the built-in python's (no files, no args) reads as before.
+	if got, err := Read(strings.NewReader(frameOf(`{"source":"print(1)","timeoutSeconds":5,"memoryBytes":1000}`))); err != nil || got.Files != nil || got.Args != nil {
+		t.Errorf("Read = %+v, %v", got, err)
+	}
+
+	file := func(name string) []File { return []File{{Name: name, Content: "x"}} }
+	many := func(n int) []File {
+		var fs []File
+		for i := range n {
+			fs = append(fs, File{Name: fmt.Sprint("f", i)})
+		}
+		return fs
+	}
+	for name, change := range map[string]func(*Request){
+		"dot dot":           func(r *Request) { r.Files = file("..") },
+		"parent path":       func(r *Request) { r.Files = file("../etc/passwd") },
+		"slash":             func(r *Request) { r.Files = file("a/b") },
+		"hidden":            func(r *Request) { r.Files = file(".bashrc") },
+		"dash":              func(r *Request) { r.Files = file("-rf") },
+		"empty name":        func(r *Request) { r.Files = file("") },
+		"long name":         func(r *Request) { r.Files = file(strings.Repeat("n", MaxFileNameBytes+1)) },
+		"twice":             func(r *Request) { r.Files = append(file("a"), file("a")...) },
+		"too many":          func(r *Request) { r.Files = many(MaxFiles + 1) },
+		"content not UTF-8": func(r *Request) { r.Files = []File{{Name: "a", Content: "\xff"}} },
+		"files too large":   func(r *Request) { r.Files = []File{{Name: "a", Content: strings.Repeat("x", MaxSourceBytes+1)}} },
+		"source + files": func(r *Request) {
+			r.Source, r.Files = strings.Repeat("x", 40000), []File{{Name: "a", Content: strings.Repeat("y", 30000)}}
+		},
+		"too many args":       func(r *Request) { r.Args = make([]string, MaxArgs+1) },
+		"long arg":            func(r *Request) { r.Args = []string{strings.Repeat("a", MaxArgBytes+1)} },
+		"NUL in an arg":       func(r *Request) { r.Args = []string{"a\x00b"} },
+		"negative compile":    func(r *Request) { r.CompileTimeoutSeconds = -1 },
+		"negative compile mb": func(r *Request) { r.CompileMemoryBytes = -1 },
+	} {
+		r := req
+		change(&r)
+		if _, err := Encode(r); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Encode: %v, want ErrInvalid", name, err)
+		}
+	}
+	for name, body := range map[string]string{
+		"a null file":         `{"source":"","files":[null],"timeoutSeconds":1,"memoryBytes":1}`,
+		"a file's extra key":  `{"source":"","files":[{"name":"a","content":"","mode":"0777"}],"timeoutSeconds":1,"memoryBytes":1}`,
+		"a path as file name": `{"source":"","files":[{"name":"../../x","content":""}],"timeoutSeconds":1,"memoryBytes":1}`,
+		"args not strings":    `{"source":"","args":[1],"timeoutSeconds":1,"memoryBytes":1}`,
+		"null args":           `{"source":"","args":null,"timeoutSeconds":1,"memoryBytes":1}`,
+	} {
+		if got, err := Read(strings.NewReader(frameOf(body))); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Read = %+v, %v; want ErrInvalid", name, got, err)
+		}
+	}
 }
