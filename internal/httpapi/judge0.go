@@ -137,6 +137,12 @@ func (s *Server) judge0Create(c *gin.Context) {
 // When it returns false it has answered the error (503 when this replica is full, as
 // Judge0's "queue is full", or 500 when the database failed).
 func (s *Server) judge0Start(c *gin.Context, sub *judge0Submission) bool {
+	if s.judge0.ctx.Err() != nil {
+		// Closed: a submission saved now would wait for a read on another replica.
+		c.Header("Retry-After", "1")
+		s.judge0Error(c, http.StatusServiceUnavailable, "the service is stopping; try again")
+		return false
+	}
 	select {
 	case s.pending <- struct{}{}:
 	default:
