@@ -1,6 +1,10 @@
-// Command runner is the entrypoint of coderun's Python image. It runs one untrusted
+// Command runner is the entrypoint of every coderun language image. It runs one untrusted
 // program under limits and prints one machine-readable report (internal/report) as the
 // last line of its stdout, and optionally to a file such as /dev/termination-log.
+//
+// The program is --run-command (a JSON array: its argv), after --files are copied into
+// --workdir and --compile-command, if given, has compiled it; or, without --run-command,
+// python running --source (the built-in python, as before Runtimes).
 //
 // With --request=stdin it is a warm pool member's runner: it waits for one request
 // (internal/delivery) on its stdin instead of reading --source and --stdin; see warm.go.
@@ -13,6 +17,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,9 +51,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var reportPath string
 	var uid int64
 	var warm warmFlags
+	var compile runner.CompileConfig
+	compile.Timeout = runner.DefaultCompileTimeout
 	fs := flag.NewFlagSet("runner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Source, "source", "", "the program file (required); python runs it by this path")
+	fs.Var(jsonArgv{&cfg.RunCommand}, "run-command",
+		`the program's argv as a JSON array, e.g. ["./main"]; argv[0] is looked up in the program's PATH; without it, python runs --source`)
+	fs.Var(jsonArgv{&compile.Command}, "compile-command",
+		`the compiler's argv as a JSON array, e.g. ["gcc","-o","main","main.c"], run in --workdir before the program`)
+	fs.DurationVar(&compile.Timeout, "compile-timeout", compile.Timeout, "with --compile-command: the compiler's wall-clock time limit")
+	fs.Var(byteSize{int64Ptr: &compile.MemoryLimit}, "compile-memory-limit",
+		"with --compile-command: the limit on the compiler's resident memory in bytes (0: none)")
+	fs.StringVar(&cfg.FilesDir, "files", "",
+		"a directory whose regular files (names not starting with '.'; symlinks followed) are copied into --workdir first")
+	fs.Func("env", "NAME=VALUE added to the program's and the compiler's environment (repeatable; may override PATH, HOME, TMPDIR)",
+		func(s string) error {
+			cfg.Env = append(cfg.Env, s)
+			return nil
+		})
+	fs.StringVar(&cfg.Source, "source", "", "without --run-command: the program file, which python runs by this path")
 	fs.StringVar(&cfg.Stdin, "stdin", "", "a file to use as the program's stdin (missing or empty: empty stdin)")
 	fs.StringVar(&cfg.Python, "python", cfg.Python, "the python interpreter, a path or a name looked up in PATH")
 	fs.StringVar(&cfg.Workdir, "workdir", cfg.Workdir, "the program's working directory, HOME and TMPDIR")
@@ -89,6 +110,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return badFlags(errors.New("--uid 0: the program never runs as root"))
 	}
 	cfg.RunAsUID = int(uid)
+	if isSet["compile-command"] {
+		cfg.Compile = &compile
+	} else if isSet["compile-timeout"] || isSet["compile-memory-limit"] {
+		return badFlags(errors.New("--compile-timeout and --compile-memory-limit need --compile-command"))
+	}
 	if err := warm.apply(&cfg, isSet); err != nil {
 		return badFlags(err)
 	}
@@ -171,6 +197,30 @@ func emit(r report.Report, f *os.File, stdout, stderr io.Writer) bool {
 		return false
 	}
 	return true
+}
+
+// jsonArgv is a flag holding an argument vector as a JSON array of strings: a Runtime's
+// command goes through the pod's args unchanged, with no shell quoting to get wrong.
+type jsonArgv struct{ argv *[]string }
+
+func (j jsonArgv) String() string {
+	if j.argv == nil || *j.argv == nil {
+		return ""
+	}
+	data, _ := json.Marshal(*j.argv)
+	return string(data)
+}
+
+func (j jsonArgv) Set(s string) error {
+	var argv []string
+	if err := json.Unmarshal([]byte(s), &argv); err != nil {
+		return fmt.Errorf("%q is not a JSON array of strings: %v", s, err)
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return fmt.Errorf("%q has no program name", s)
+	}
+	*j.argv = argv
+	return nil
 }
 
 // byteSize is a flag of a number of bytes: a plain integer, or one with a binary suffix

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -798,7 +799,7 @@ print("done")
 // printed on stdout.
 func expectReportFile(t *testing.T, path string, res result) {
 	t.Helper()
-	if got, err := report.Parse(mustRead(t, path)); err != nil || got != res.report {
+	if got, err := report.Parse(mustRead(t, path)); err != nil || !reflect.DeepEqual(got, res.report) {
 		t.Errorf("the report file holds %+v (%v), want the runner's report %s", got, err, res.stdout)
 	}
 }

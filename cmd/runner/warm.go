@@ -20,11 +20,14 @@ import (
 
 // A warm pool member's runner (--request=stdin) is started before its program exists. It
 // waits for one request (internal/delivery) on its stdin, then closes its stdin for good,
-// so that a member never accepts a second program. It writes the request's source and
-// stdin as read-only files in --input-dir (a writable memory volume, apart from the
-// program's working directory, which so starts empty) and runs the program as a cold
-// run's runner does, with the request's time and memory limits, which must fit the limits
-// its flags give (the member's shape).
+// so that a member never accepts a second program. It writes the request's source, files
+// and stdin as read-only files in --input-dir (a writable memory volume, apart from the
+// program's working directory, which so starts empty; the files are then copied into the
+// working directory, as a cold run's --files are) and runs the program as a cold run's
+// runner does, with the request's args, time and memory limits and compile limits, which
+// must fit the limits its flags give (the member's shape). A member of a Runtime has the
+// Runtime's --run-command, --compile-command and --env in its own flags, and gets the
+// program as files; the built-in python's gets it as source.
 //
 // When it runs no program (no request before --idle-timeout, stdin closed, a request
 // incomplete, malformed or outside the shape, SIGTERM before the request arrived), its
@@ -34,10 +37,12 @@ import (
 // stdinFD is the descriptor the request arrives on.
 const stdinFD = 0
 
-// Names of the files the request's source and stdin are written to in --input-dir.
+// Names of the files the request's source and stdin, and of the directory its files, are
+// written to in --input-dir.
 const (
 	sourceFile = "main.py"
 	stdinFile  = "stdin"
+	filesDir   = "files"
 )
 
 // warmFlags are the flags of warm mode.
@@ -72,7 +77,7 @@ func (w *warmFlags) apply(cfg *runner.Config, isSet map[string]bool) error {
 		}
 		return nil
 	}
-	for _, name := range []string{"source", "stdin"} {
+	for _, name := range []string{"source", "stdin", "files"} {
 		if isSet[name] {
 			return fmt.Errorf("--%s and --request=stdin: the request brings the program and its stdin", name)
 		}
@@ -90,8 +95,11 @@ func (w *warmFlags) apply(cfg *runner.Config, isSet map[string]bool) error {
 	if cfg.MemoryLimit <= 0 {
 		return errors.New("--memory-limit: a member's shape needs a memory limit above 0")
 	}
-	cfg.Source = filepath.Join(in, sourceFile)
+	if len(cfg.RunCommand) == 0 {
+		cfg.Source = filepath.Join(in, sourceFile)
+	}
 	cfg.Stdin = filepath.Join(in, stdinFile)
+	w.inputDir = in
 	return nil
 }
 
@@ -111,20 +119,40 @@ func (w *warmFlags) serve(ctx context.Context, shape runner.Config, fd int) repo
 	if err != nil {
 		return notRun(err.Error())
 	}
-	shape.Logf("request for %q: %d bytes of source, %d of stdin, %ds, %d bytes of memory",
-		req.Run, len(req.Source), len(req.Stdin), req.TimeoutSeconds, req.MemoryBytes)
+	shape.Logf("request for %q: %d bytes of source, %d files, %d args, %d bytes of stdin, %ds, %d bytes of memory, compile %ds and %d bytes",
+		req.Run, len(req.Source), len(req.Files), len(req.Args), len(req.Stdin), req.TimeoutSeconds, req.MemoryBytes,
+		req.CompileTimeoutSeconds, req.CompileMemoryBytes)
 	if err := fits(req, shape); err != nil {
 		return notRun(err.Error())
 	}
-	if err := writeInput(shape.Source, req.Source); err != nil {
-		return notRun(fmt.Sprintf("could not write the program: %v", err))
+	cfg := shape
+	if cfg.Source != "" {
+		if err := writeInput(cfg.Source, req.Source); err != nil {
+			return notRun(fmt.Sprintf("could not write the program: %v", err))
+		}
 	}
-	if err := writeInput(shape.Stdin, req.Stdin); err != nil {
+	if len(req.Files) > 0 {
+		cfg.FilesDir = filepath.Join(w.inputDir, filesDir)
+		if err := writeFiles(cfg.FilesDir, req.Files); err != nil {
+			return notRun(fmt.Sprintf("could not write the program's files: %v", err))
+		}
+	}
+	if err := writeInput(cfg.Stdin, req.Stdin); err != nil {
 		return notRun(fmt.Sprintf("could not write the program's stdin: %v", err))
 	}
-	cfg := shape
+	cfg.Args = req.Args
 	cfg.Timeout = time.Duration(req.TimeoutSeconds) * time.Second
 	cfg.MemoryLimit = req.MemoryBytes
+	if shape.Compile != nil {
+		c := *shape.Compile
+		if req.CompileTimeoutSeconds > 0 {
+			c.Timeout = time.Duration(req.CompileTimeoutSeconds) * time.Second
+		}
+		if req.CompileMemoryBytes > 0 {
+			c.MemoryLimit = req.CompileMemoryBytes
+		}
+		cfg.Compile = &c
+	}
 	// Not ctx: nothing may stop the program now but its own limits.
 	return runner.Run(context.WithoutCancel(ctx), cfg)
 }
@@ -136,8 +164,23 @@ func notRun(why string) report.Report {
 	return r
 }
 
-// fits checks the request's limits against the member's shape.
+// fits checks the request against the member's shape: its limits, and that it brings the
+// program the way this member runs it (files for a run command, source for python).
 func fits(req delivery.Request, shape runner.Config) error {
+	switch {
+	case len(shape.RunCommand) > 0 && len(req.Files) == 0:
+		return errors.New("the request has no files, and this member runs a command on its files")
+	case len(shape.RunCommand) > 0 && req.Source != "":
+		return errors.New("the request has a source, and this member runs a command on its files (the main file goes among them)")
+	case shape.Compile == nil && (req.CompileTimeoutSeconds != 0 || req.CompileMemoryBytes != 0):
+		return errors.New("the request has compile limits, and this member compiles nothing")
+	case shape.Compile != nil && time.Duration(req.CompileTimeoutSeconds)*time.Second > shape.Compile.Timeout:
+		return fmt.Errorf("the request asks for a compile time of %ds but this member serves at most %s",
+			req.CompileTimeoutSeconds, shape.Compile.Timeout)
+	case shape.Compile != nil && shape.Compile.MemoryLimit > 0 && req.CompileMemoryBytes > shape.Compile.MemoryLimit:
+		return fmt.Errorf("the request asks for %d bytes of compile memory but this member serves at most %d",
+			req.CompileMemoryBytes, shape.Compile.MemoryLimit)
+	}
 	if t := time.Duration(req.TimeoutSeconds) * time.Second; t > shape.Timeout {
 		return fmt.Errorf("the request asks for %s but this member serves at most %s", t, shape.Timeout)
 	}
@@ -253,6 +296,23 @@ func closeForGood(fd int, logf func(string, ...any)) {
 		logf("could not put %s on stdin: %v; closing it", os.DevNull, err)
 		_ = unix.Close(fd)
 	}
+}
+
+// writeFiles creates dir, which must not exist, with files in it, read-only. The names
+// are delivery's (checked by delivery.Read): no '/', not starting with '.'.
+func writeFiles(dir string, files []delivery.File) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if !delivery.FileNamePattern.MatchString(f.Name) {
+			return fmt.Errorf("refusing the file name %q", f.Name)
+		}
+		if err := writeInput(filepath.Join(dir, f.Name), f.Content); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeInput creates path, which must not exist, with data, read-only.
