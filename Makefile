@@ -5,6 +5,17 @@ IMG_TAG ?= 0.1.0
 RUNNER_IMG ?= localhost/coderun-python:$(IMG_TAG)
 OPERATOR_IMG ?= localhost/coderun-operator:$(IMG_TAG)
 FRONT_IMG ?= localhost/coderun-front:$(IMG_TAG)
+# What every language image is built FROM (images/base): Debian, the runner user, no setuid.
+BASE_IMG ?= localhost/coderun-base:$(IMG_TAG)
+# The language images: every images/<name>/ but base, operator and front, each one a Runtime
+# in the chart (runtimes.available.<name>), tagged localhost/coderun-<name>:$(IMG_TAG).
+ALL_RUNTIMES := $(filter-out base operator front,$(patsubst images/%/Dockerfile,%,$(wildcard images/*/Dockerfile)))
+# The runtimes make dev builds, loads and enables: a comma-separated list of names
+# (RUNTIMES=python,c,go) or all (RUNTIMES=all). Unset, make dev keeps those of the running
+# local cluster (python on a new one). make images-runtimes builds every one unless set.
+RUNTIMES ?=
+comma := ,
+RUNTIME_NAMES = $(if $(filter all,$(RUNTIMES)),$(ALL_RUNTIMES),$(subst $(comma), ,$(RUNTIMES)))
 
 # Tool versions, pinned. controller-tools v0.23 matches controller-runtime v0.25 / k8s.io v0.37.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
@@ -167,10 +178,25 @@ image-binaries: web ## Build the static runner, operator and front binaries into
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w" -o images/front/coderun-front ./cmd/front
 
 .PHONY: images
-images: image-binaries ## Build the runner, operator and front images with buildah (or docker: CONTAINER_TOOL=docker).
-	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(RUNNER_IMG) images/python
+images: image-binaries image-base ## Build the base, Python runner, operator and front images with buildah (or docker: CONTAINER_TOOL=docker).
+	$(CONTAINER_TOOL) $(CONTAINER_BUILD) --build-arg BASE_IMAGE=$(BASE_IMG) -t $(RUNNER_IMG) images/python
 	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(OPERATOR_IMG) images/operator
 	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(FRONT_IMG) images/front
+
+.PHONY: image-base
+image-base: ## Build the base image every language image is built FROM (images/base).
+	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(BASE_IMG) images/base
+
+.PHONY: images-runtimes
+images-runtimes: image-binaries image-base ## Build the language images of RUNTIMES (default: every images/<name>/), printing each one's seconds.
+	@for name in $(or $(RUNTIME_NAMES),$(ALL_RUNTIMES)); do \
+		[ -f images/$$name/Dockerfile ] || { echo "images/$$name/Dockerfile: no such runtime image (have: $(ALL_RUNTIMES))" >&2; exit 1; }; \
+		start=$$(date +%s); \
+		[ $$name = python ] || cp images/python/coderun-runner images/$$name/coderun-runner; \
+		echo "building localhost/coderun-$$name:$(IMG_TAG)"; \
+		$(CONTAINER_TOOL) $(CONTAINER_BUILD) --build-arg BASE_IMAGE=$(BASE_IMG) -t localhost/coderun-$$name:$(IMG_TAG) images/$$name; \
+		echo "built localhost/coderun-$$name:$(IMG_TAG) in $$(( $$(date +%s) - start ))s"; \
+	done
 
 ##@ Local cluster (no Docker engine or registry needed; root)
 
@@ -183,13 +209,13 @@ runtime-binaries: ## Build the node's containerd 2 and runc from the Go module p
 	hack/runtime-binaries.sh
 
 .PHONY: dev
-dev: kube-binaries helm ## Start the local cluster, build and load the images, install the chart and leave it running.
+dev: kube-binaries helm ## Start the local cluster, build and load the images, install the chart and leave it running (RUNTIMES=all: every language).
 	hack/host-tools.sh
 	hack/runtime-binaries.sh
 	hack/gvisor.sh
 	hack/local-cluster.sh up
-	hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
-	HELM=$(HELM) hack/dev-deploy.sh
+	RUNTIMES="$(RUNTIME_NAMES)" hack/dev-images.sh $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
+	RUNTIMES="$(RUNTIME_NAMES)" HELM=$(HELM) hack/dev-deploy.sh
 	@HELM=$(HELM) hack/dev-info.sh
 
 .PHONY: dev-down
@@ -203,7 +229,7 @@ dev-clean: ## dev-down, and also remove the cached images in .dev/cache.
 .PHONY: test-e2e
 test-e2e: dev ## Run the end-to-end suites (test/e2e, then the page in Chromium) against the local cluster, bringing it up if needed.
 	@# The upgrade test moves the release to images tagged $(E2E_UPGRADE_TAG) and back.
-	IMG_TAG=$(E2E_UPGRADE_TAG) hack/dev-images.sh $(RUNNER_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG)) $(OPERATOR_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG)) $(FRONT_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG))
+	RUNTIMES=python IMG_TAG=$(E2E_UPGRADE_TAG) hack/dev-images.sh $(RUNNER_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG)) $(OPERATOR_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG)) $(FRONT_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG))
 	@# TestChartWithPostgres runs a PostgreSQL pod of test/images/postgres.
 	hack/e2e-images.sh
 	KUBECONFIG=$(DEV_KUBECONFIG) FRONT_URL=http://127.0.0.1:$(DEV_WEB_PORT) HELM=$(HELM) E2E_UPGRADE_TAG=$(E2E_UPGRADE_TAG) \

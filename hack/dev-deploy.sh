@@ -5,7 +5,9 @@
 # `make dev` loaded new images under the same tags, waits until everything is ready, and
 # keeps a port-forward to the front service on 127.0.0.1. DEV_HELM_SET adds chart values for
 # this deployment only (helm --set syntax; hack/e2e-gvisor.sh moves the runs to gVisor so).
-#   HELM=bin/helm-<version> [DEV_HELM_SET=key=value,...] hack/dev-deploy.sh
+# The Runtimes enabled are RUNTIMES (names of images/<name>/, as make dev passes them), else
+# those of the last deployment (.dev/cluster/runtimes, written here), else python.
+#   HELM=bin/helm-<version> [RUNTIMES="python c"] [DEV_HELM_SET=key=value,...] hack/dev-deploy.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_PREFIX=dev-deploy
@@ -41,7 +43,11 @@ fi
 # roll the pods of a Deployment whose image changed, and only those. With no storage
 # provisioner here, the front's claim binds the PersistentVolume above (no storage class).
 image_id() { cat "$CLUSTER_DIR/images/localhost_coderun-$1_$IMG_TAG.id"; }
+# The Runtimes keep the tag their images were loaded under (runtimes.imageTag), so a release
+# moved to other operator and front images (the e2e suite's helm upgrade) keeps its languages.
+runtimes="$(echo "${RUNTIMES:-$(cat "$CLUSTER_DIR/runtimes" 2>/dev/null || echo python)}" | tr ', ' '\n\n' | grep . | paste -sd, -)"
 cat >"$CLUSTER_DIR/local-values.yaml" <<EOF2
+runtimes: {enabled: [$runtimes], imageTag: "$IMG_TAG"}
 operator: {podAnnotations: {dev.coderun.dev/image-id: "$(image_id operator)"}}
 front:
   podAnnotations: {dev.coderun.dev/image-id: "$(image_id front)"}
@@ -53,11 +59,14 @@ for c in operator front; do
 		log "a new $c image was loaded; Helm restarts the $c Deployment"
 	fi
 done
-log "helm upgrade --install coderun charts/coderun (values: hack/dev-values.yaml, image tag $IMG_TAG${DEV_HELM_SET:+, $DEV_HELM_SET})"
+log "helm upgrade --install coderun charts/coderun (values: hack/dev-values.yaml, image tag $IMG_TAG, runtimes $runtimes${DEV_HELM_SET:+, $DEV_HELM_SET})"
 "$helm" --kubeconfig "$KUBECONFIG_FILE" upgrade --install coderun "$ROOT/charts/coderun" \
 	--namespace coderun-system --create-namespace --values "$ROOT/hack/dev-values.yaml" \
 	--values "$CLUSTER_DIR/local-values.yaml" --set image.tag="$IMG_TAG" \
 	${DEV_HELM_SET:+--set "$DEV_HELM_SET"} >/dev/null
+
+# What make dev (and this script, run again without RUNTIMES) keeps enabled from now on.
+echo "$runtimes" >"$CLUSTER_DIR/runtimes"
 
 for d in $(kubectl_dev -n coderun-system get deployment -o name); do
 	log "waiting for $d"

@@ -4,8 +4,14 @@
 #   1. the base image docker.io/library/debian:trixie-slim, made with debootstrap when it is
 #      not in the build cache yet and tagged under its upstream name, so that the project's
 #      own Dockerfiles build here unchanged (and with Docker elsewhere);
-#   2. `make images` (runner, operator, front service) with buildah's store in .dev/cache;
+#   2. `make images` (base, Python runner, operator, front service) with buildah's store in
+#      .dev/cache, then `make images-runtimes` for each other language of RUNTIMES;
 #   3. hack/local-cluster.sh import, which skips images containerd already has.
+# RUNTIMES (space- or comma-separated names of images/<name>/) is what make dev passes; empty,
+# the runtimes of the running cluster (.dev/cluster/runtimes, which hack/dev-deploy.sh
+# writes) or python on a new one. Each image's build and import prints its size
+# and seconds: the language images are 0.1 to 1 GB, and a first build of all of them takes a
+# while.
 # debootstrap takes the Debian archive from this machine's apt sources (see debian_mirror), or
 # from DEBIAN_MIRROR when set. `hack/dev-images.sh mirror` prints the one it would use.
 set -euo pipefail
@@ -59,15 +65,42 @@ base_image() {
 	log "built $BASE_IMG"
 }
 
+image_size() { "${BUILDAH[@]}" images --format '{{.Size}}' "$1" 2>/dev/null | head -n 1; }
+
 build_images() {
 	base_image
 	log "building the project's images (make images)"
 	make -C "$ROOT" --no-print-directory images IMG_TAG="$IMG_TAG" \
 		CONTAINER_TOOL="${BUILDAH[*]}" CONTAINER_BUILD="${BUILDAH_BUD[*]}"
+	local name t n=0 total=${#runtime_images[@]}
+	for name in "${runtimes[@]}"; do
+		[ "$name" != python ] || continue
+		n=$((n + 1))
+		t=$SECONDS
+		log "building localhost/coderun-$name:$IMG_TAG ($n of $total)"
+		make -C "$ROOT" --no-print-directory images-runtimes RUNTIMES="$name" IMG_TAG="$IMG_TAG" \
+			CONTAINER_TOOL="${BUILDAH[*]}" CONTAINER_BUILD="${BUILDAH_BUD[*]}" >/dev/null
+		log "built localhost/coderun-$name:$IMG_TAG: $(image_size "localhost/coderun-$name:$IMG_TAG") in $((SECONDS - t))s"
+	done
 }
+
+# The runtimes: RUNTIMES, else those the running cluster has, else python.
+read -r -a runtimes <<<"$(echo "${RUNTIMES:-$(cat "$CLUSTER_DIR/runtimes" 2>/dev/null || echo python)}" | tr , ' ')"
+runtime_images=()
+for name in "${runtimes[@]}"; do
+	[ -f "$ROOT/images/$name/Dockerfile" ] || die "RUNTIMES names $name, but there is no images/$name/Dockerfile"
+	[ "$name" = python ] || runtime_images+=("localhost/coderun-$name:$IMG_TAG")
+done
 
 start=$SECONDS
 mkdir -p "$CACHE_DIR"
 tidy_buildah build_images
-"$ROOT/hack/local-cluster.sh" import "$@"
+log "images built in $((SECONDS - start))s"
+t0=$SECONDS
+for img in "$@" "${runtime_images[@]}"; do
+	t=$SECONDS
+	"$ROOT/hack/local-cluster.sh" import "$img"
+	if ((SECONDS - t > 1)); then log "imported $img ($(image_size "$img")) in $((SECONDS - t))s"; fi
+done
+log "images imported in $((SECONDS - t0))s"
 log "images ready in $((SECONDS - start))s"
