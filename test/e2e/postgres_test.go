@@ -116,6 +116,7 @@ func TestChartWithPostgres(t *testing.T) {
 			"--set", fmt.Sprintf("front.replicaCount=%d", pgFrontReplicas),
 			"--set", fmt.Sprintf("operator.replicaCount=%d", pgOperatorReplicas),
 			"--set", "runs.maxConcurrentRuns=1", // two cores, and the main release runs too
+			"--set", "runtimes.install=false", // the main release owns the cluster-scoped Runtimes
 			"--wait", "--timeout", "5m")...)
 	})
 	t.Logf("release %s installed in %s with images tagged %s, runs in %s", pgRelease, pgReleaseNamespace, tag, pgRunsNamespace)
