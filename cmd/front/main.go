@@ -27,6 +27,7 @@ import (
 	"github.com/coderun-dev/coderun/internal/config"
 	"github.com/coderun-dev/coderun/internal/httpapi"
 	"github.com/coderun-dev/coderun/internal/runs"
+	"github.com/coderun-dev/coderun/internal/runtimes"
 	"github.com/coderun-dev/coderun/internal/store"
 	"github.com/coderun-dev/coderun/web"
 )
@@ -162,13 +163,23 @@ func run(ctx context.Context, f flags, log *slog.Logger, listening func(net.Addr
 	}
 	runsDone := make(chan error, 1)
 	go func() { runsDone <- runsClient.Start(runsCtx) }()
+	// The languages there are (GET /runtimes, the Piston and Judge0 APIs). Without the
+	// Runtime CRD the catalog stays empty and the rest of the service works on.
+	catalog := runtimes.NewCatalog(restConfig, scheme, runtimes.CatalogOptions{Logger: log.With("component", "runtimes")})
+	catalogDone := make(chan struct{})
+	go func() {
+		defer close(catalogDone)
+		if err := catalog.Start(runsCtx); err != nil {
+			log.Error("the runtime catalog stopped; GET /runtimes and the Piston and Judge0 APIs see no languages", "error", err)
+		}
+	}()
 
 	var page = web.Dist()
 	if !web.Built() {
 		log.Warn("the web page is not built into this binary (run `make web`); / answers 503, the API works")
 	}
 	api, err := httpapi.New(httpapi.Options{
-		Runs: runsClient, Store: db, Config: cfg,
+		Runs: runsClient, Store: db, Config: cfg, Runtimes: catalog,
 		MaxPending: f.maxPending, MaxBodyBytes: f.maxBodyBytes, QueueWait: f.queueWait,
 		Page: page, Logger: log,
 		Keys: keys, Anonymous: anonymous, TrustedProxies: f.auth.proxies(),
@@ -227,6 +238,7 @@ func run(ctx context.Context, f flags, log *slog.Logger, listening func(net.Addr
 	if err := <-runsDone; err != nil {
 		log.Error("stopping the CodeRun watch", "error", err)
 	}
+	<-catalogDone
 	log.Info("coderun-front stopped")
 	return nil
 }

@@ -156,12 +156,12 @@ func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runRespons
 		s.countRun(c, outcomeBoundExceeded)
 		msg := fmt.Sprintf("the run had no result after %s (queue wait %s + start timeout %s + run timeout + %s); it was cancelled",
 			bound, s.opts.QueueWait, s.opts.Config.StartTimeout.Duration, s.opts.Slack)
-		resp := failedResponse(run.Name, execv1alpha1.ReasonTimeLimitExceeded, msg)
+		resp := failedResponse(run, execv1alpha1.ReasonTimeLimitExceeded, msg)
 		resp.Error = msg
 		c.AbortWithStatusJSON(http.StatusGatewayTimeout, resp)
 
 	case errors.Is(err, runs.ErrDeleted):
-		resp := failedResponse(run.Name, execv1alpha1.ReasonSystemError, "the CodeRun "+run.Name+" was deleted before it finished")
+		resp := failedResponse(run, execv1alpha1.ReasonSystemError, "the CodeRun "+run.Name+" was deleted before it finished")
 		s.countRun(c, resp.Reason)
 		return req.Spec, resp, true
 

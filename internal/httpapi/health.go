@@ -15,7 +15,7 @@ func (s *Server) healthz(c *gin.Context) {
 }
 
 // readyz says whether this replica can serve runs: the database answers, the Kubernetes
-// API answers, and the CodeRun informer has synced.
+// API answers, and the CodeRun informer has synced. The runtime catalog is reported too.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
 	defer cancel()
@@ -36,6 +36,16 @@ func (s *Server) readyz(c *gin.Context) {
 	} else {
 		checks["informer"] = "not synced yet"
 		ready = false
+	}
+	// The runtime catalog is reported but does not make the replica unready: without the
+	// Runtime CRD (Helm does not upgrade CRDs) it never syncs, and Python through /execute
+	// works without it. Until it syncs, /runtimes and the Piston and Judge0 APIs answer 503.
+	if cs, ok := s.opts.Runtimes.(catalogSync); ok {
+		if cs.Synced() {
+			checks["runtimes"] = "ok"
+		} else {
+			checks["runtimes"] = "not synced yet: " + cs.NotSyncedReason()
+		}
 	}
 	if s.draining.Load() {
 		checks["server"] = "shutting down"

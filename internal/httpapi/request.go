@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/Masterminds/semver/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 
@@ -34,7 +36,20 @@ type runRequestBody struct {
 	Code     *string      `json:"code"`
 	Stdin    *string      `json:"stdin"`
 	Language *string      `json:"language"`
+	Version  *string      `json:"version"`
+	Files    []fileInput  `json:"files"`
+	Args     []string     `json:"args"`
 	Limits   *limitsInput `json:"limits"`
+	// CompileTimeout (whole seconds) and CompileMemory (a quantity) bound the compile
+	// step of a compiled language.
+	CompileTimeout *numberInput    `json:"compile_timeout"`
+	CompileMemory  *quantityString `json:"compile_memory"`
+}
+
+// fileInput is one more file of a program.
+type fileInput struct {
+	Name    *string `json:"name"`
+	Content *string `json:"content"`
 }
 
 type limitsInput struct {
@@ -218,7 +233,7 @@ func jsonKind(data []byte) string {
 func parseSource(b *runRequestBody) (execv1alpha1.CodeRunSpec, *apiError) {
 	var spec execv1alpha1.CodeRunSpec
 	if b.Code == nil {
-		return spec, badRequest(`field "code" is required: the Python program to run, as a string`)
+		return spec, badRequest(`field "code" is required: the program to run, as a string`)
 	}
 	if strings.TrimSpace(*b.Code) == "" {
 		return spec, unprocessable(`field "code" is empty: there is no program to run`)
@@ -229,7 +244,7 @@ func parseSource(b *runRequestBody) (execv1alpha1.CodeRunSpec, *apiError) {
 	// Python refuses source with NUL characters, and PostgreSQL text cannot hold them (a
 	// snippet or submission could not be saved): refuse them here, naming where they are.
 	if at := strings.IndexByte(*b.Code, 0); at >= 0 {
-		return spec, unprocessable(`field "code" has a NUL character (\u0000) at byte %d; Python source cannot contain one`, at)
+		return spec, unprocessable(`field "code" has a NUL character (\u0000) at byte %d; source code cannot contain one`, at)
 	}
 	spec.Source = *b.Code
 	if b.Stdin != nil {
@@ -241,15 +256,143 @@ func parseSource(b *runRequestBody) (execv1alpha1.CodeRunSpec, *apiError) {
 		}
 		spec.Stdin = *b.Stdin
 	}
-	spec.Language = execv1alpha1.LanguagePython
-	if b.Language != nil {
-		switch lang := strings.ToLower(strings.TrimSpace(*b.Language)); lang {
-		case "", "python", "python3":
-		default:
-			return spec, unprocessable(`unknown language %q: the only language is "python"`, echo(lang, echoLimit))
+	lang, err := parseLanguage(b.Language)
+	if err != nil {
+		return spec, err
+	}
+	spec.Language = lang
+	if b.Version != nil {
+		v := strings.TrimSpace(*b.Version)
+		if len(v) > maxVersionLength {
+			return spec, unprocessable(`field "version" is %d bytes; a version range has at most %d`, len(v), maxVersionLength)
 		}
+		if v != "" && v != "*" {
+			if _, err := semver.NewConstraint(v); err != nil {
+				return spec, unprocessable(`field "version" %q is not a semantic version range such as 3.x, >=17 or 14.2.0`, echo(v, echoLimit))
+			}
+		}
+		spec.Version = v
 	}
 	return spec, nil
+}
+
+// maxVersionLength bounds spec.version, as the CRD does.
+const maxVersionLength = 64
+
+// languagePattern is the CRD's pattern of a language name (or alias).
+var languagePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9+#._-]*$`)
+
+// parseLanguage validates a language name: left out or empty, python. Any name a Runtime
+// may have is accepted; whether one has it is the operator's to say (a Rejected run naming
+// the languages there are). Case and surrounding spaces are ignored, as before languages
+// were many, and python3 stays python: the operator's built-in Python answers to python only.
+func parseLanguage(in *string) (execv1alpha1.Language, *apiError) {
+	if in == nil {
+		return execv1alpha1.LanguagePython, nil
+	}
+	lang := strings.ToLower(strings.TrimSpace(*in))
+	switch {
+	case lang == "" || lang == "python3":
+		return execv1alpha1.LanguagePython, nil
+	case len(lang) > maxLanguageLength || !languagePattern.MatchString(lang):
+		return "", unprocessable(`unknown language %q: a language name is lowercase letters, digits and + # . _ -, at most %d characters (GET /runtimes lists them)`,
+			echo(lang, echoLimit), maxLanguageLength)
+	}
+	return execv1alpha1.Language(lang), nil
+}
+
+// maxLanguageLength bounds a language name, as the CRD does.
+const maxLanguageLength = 32
+
+// filePattern is the CRD's pattern of a file name: no folders, no hidden files.
+var filePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
+
+// maxFileNameLength bounds a file's name, as the CRD does.
+const maxFileNameLength = 64
+
+// parseFiles validates the program's other files and args into spec: the CRD's bounds,
+// with a sentence naming the file or argument at fault.
+func parseFiles(b *runRequestBody, spec *execv1alpha1.CodeRunSpec) *apiError {
+	if len(b.Files) > execv1alpha1.MaxFiles {
+		return unprocessable(`field "files" has %d files; at most %d are allowed`, len(b.Files), execv1alpha1.MaxFiles)
+	}
+	total := len(spec.Source)
+	seen := map[string]bool{}
+	for i, f := range b.Files {
+		if f.Name == nil || f.Content == nil {
+			return badRequest(`files[%d] needs a "name" and a "content", both strings`, i)
+		}
+		name := *f.Name
+		if len(name) > maxFileNameLength || !filePattern.MatchString(name) {
+			return unprocessable(`files[%d].name %q is not a file name: letters, digits, '.', '_' and '-', not starting with '.' or '-', no folders, at most %d characters`,
+				i, echo(name, echoLimit), maxFileNameLength)
+		}
+		if seen[name] {
+			return unprocessable(`files[%d].name %q is the name of another file`, i, name)
+		}
+		seen[name] = true
+		if at := strings.IndexByte(*f.Content, 0); at >= 0 {
+			return unprocessable(`files[%d].content has a NUL character (\u0000) at byte %d; files are text and cannot contain one`, i, at)
+		}
+		total += len(*f.Content)
+		spec.Files = append(spec.Files, execv1alpha1.SourceFile{Name: name, Content: *f.Content})
+	}
+	if total > execv1alpha1.MaxSourceBytes {
+		return tooLarge(`"code" and "files" are %d bytes together; at most %d bytes (64 KiB) are allowed`, total, execv1alpha1.MaxSourceBytes)
+	}
+	if len(b.Args) > execv1alpha1.MaxArgs {
+		return unprocessable(`field "args" has %d arguments; at most %d are allowed`, len(b.Args), execv1alpha1.MaxArgs)
+	}
+	for i, a := range b.Args {
+		if len(a) > maxArgLength {
+			return unprocessable(`args[%d] is %d bytes; at most %d are allowed`, i, len(a), maxArgLength)
+		}
+		if strings.IndexByte(a, 0) >= 0 {
+			return unprocessable(`args[%d] has a NUL character (\u0000); an argument cannot contain one`, i)
+		}
+	}
+	if len(b.Args) > 0 {
+		spec.Args = b.Args
+	}
+	return nil
+}
+
+// maxArgLength bounds one of spec.args, as the CRD does.
+const maxArgLength = 4096
+
+// Bounds of a compile step's limits, as the CRD has them; the Runtime's own limits are
+// lower, and the operator refuses more than those.
+var (
+	minCompileMemory = resource.MustParse("16Mi")
+	maxCompileMemory = resource.MustParse("16Gi")
+)
+
+const maxCompileTimeoutSeconds = 600
+
+// parseCompileLimits validates compile_timeout and compile_memory.
+func parseCompileLimits(b *runRequestBody) (*execv1alpha1.CompileLimits, *apiError) {
+	if b.CompileTimeout == nil && b.CompileMemory == nil {
+		return nil, nil
+	}
+	out := &execv1alpha1.CompileLimits{}
+	if b.CompileTimeout != nil {
+		n, err := json.Number(*b.CompileTimeout).Int64()
+		if err != nil || n < 1 || n > maxCompileTimeoutSeconds {
+			return nil, unprocessable("compile_timeout %s is not a whole number of seconds from 1 to %d",
+				echo(string(*b.CompileTimeout), echoLimit), maxCompileTimeoutSeconds)
+		}
+		out.TimeoutSeconds = ptr.To(int32(n))
+	}
+	if b.CompileMemory != nil {
+		q, err := parseQuantity("compile_memory", "512Mi", b.CompileMemory, minCompileMemory, maxCompileMemory)
+		if err != nil {
+			// parseQuantity names limits.<name>; compile_memory is a top-level field.
+			err.Message = strings.Replace(err.Message, "limits.compile_memory", "compile_memory", 1)
+			return nil, err
+		}
+		out.Memory = q
+	}
+	return out, nil
 }
 
 // parseRunRequest decodes and validates the body of /execute and /submit against the
@@ -261,6 +404,12 @@ func parseRunRequest(body []byte, cfg config.Config) (runRequest, *apiError) {
 	}
 	spec, err := parseSource(&b)
 	if err != nil {
+		return runRequest{}, err
+	}
+	if err := parseFiles(&b, &spec); err != nil {
+		return runRequest{}, err
+	}
+	if spec.CompileLimits, err = parseCompileLimits(&b); err != nil {
 		return runRequest{}, err
 	}
 	if b.Limits != nil {

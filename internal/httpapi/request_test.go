@@ -30,7 +30,28 @@ var badRequests = []struct {
 	{"empty code", `{"code": ""}`, 422, `"code" is empty`},
 	{"blank code", `{"code": " \n\t"}`, 422, `"code" is empty`},
 	{"number stdin", `{"code": "x", "stdin": 5}`, 400, `"stdin" must be a string`},
-	{"unknown language", `{"code": "x", "language": "ruby"}`, 422, `unknown language "ruby"`},
+	// Any name a Runtime may have goes to the operator, which says whether one has it.
+	{"not a language name", `{"code": "x", "language": "Ruby on Rails"}`, 422, `unknown language "ruby on rails": a language name is lowercase letters`},
+	{"language name too long", `{"code": "x", "language": "` + strings.Repeat("a", 33) + `"}`, 422, "at most 32 characters"},
+	{"number version", `{"code": "x", "version": 3}`, 400, `"version" must be a string`},
+	{"version not a range", `{"code": "x", "version": "three"}`, 422, `field "version" "three" is not a semantic version range`},
+	{"version too long", `{"code": "x", "version": "` + strings.Repeat("1", 65) + `"}`, 422, "at most 64"},
+	{"files not an array", `{"code": "x", "files": {"a.py": "x"}}`, 400, `"files" must be`},
+	{"file without content", `{"code": "x", "files": [{"name": "a.py"}]}`, 400, `files[0] needs a "name" and a "content"`},
+	{"file name in a folder", `{"code": "x", "files": [{"name": "lib/a.py", "content": ""}]}`, 422, `files[0].name "lib/a.py" is not a file name`},
+	{"hidden file", `{"code": "x", "files": [{"name": ".env", "content": ""}]}`, 422, `files[0].name ".env" is not a file name`},
+	{"two files of one name", `{"code": "x", "files": [{"name": "a.py", "content": ""}, {"name": "a.py", "content": "y"}]}`, 422, `files[1].name "a.py" is the name of another file`},
+	{"NUL in a file", `{"code": "x", "files": [{"name": "a.py", "content": "a\u0000"}]}`, 422, `files[0].content has a NUL character (\u0000) at byte 1`},
+	{"too many files", `{"code": "x", "files": [` + strings.TrimSuffix(strings.Repeat(`{"name": "f", "content": ""},`, 17), ",") + `]}`, 422, `"files" has 17 files; at most 16`},
+	{"code and files over 64 KiB", `{"code": "` + strings.Repeat("#", 40000) + `", "files": [{"name": "a", "content": "` + strings.Repeat("#", 30000) + `"}]}`, 413, `"code" and "files" are 70000 bytes together`},
+	{"args not strings", `{"code": "x", "args": [1]}`, 400, `must be a string`},
+	{"too many args", `{"code": "x", "args": [` + strings.TrimSuffix(strings.Repeat(`"a",`, 33), ",") + `]}`, 422, `"args" has 33 arguments; at most 32`},
+	{"NUL in an arg", `{"code": "x", "args": ["a\u0000"]}`, 422, `args[0] has a NUL character`},
+	{"compile timeout zero", `{"code": "x", "compile_timeout": 0}`, 422, "compile_timeout 0 is not a whole number of seconds from 1 to 600"},
+	{"compile timeout fraction", `{"code": "x", "compile_timeout": 2.5}`, 422, "compile_timeout 2.5 is not a whole number"},
+	{"compile timeout string", `{"code": "x", "compile_timeout": "10"}`, 400, "compile_timeout"},
+	{"compile memory too large", `{"code": "x", "compile_memory": "32Gi"}`, 422, "compile_memory 32Gi is above the maximum of 16Gi"},
+	{"compile memory malformed", `{"code": "x", "compile_memory": "much"}`, 422, `compile_memory "much" is not a quantity`},
 	// 13 日 are 39 bytes: the echo stops there rather than split the 14th.
 	{"unknown language, long and multi-byte", `{"code": "x", "language": "` + strings.Repeat("日", 20) + `"}`, 422, `unknown language "` + strings.Repeat("日", 13) + `..."`},
 	{"number language", `{"code": "x", "language": 3}`, 400, `"language" must be a string`},
@@ -103,6 +124,22 @@ func TestParseRunRequestAccepts(t *testing.T) {
 				t.Errorf("source %q", s.Source)
 			}
 		}},
+		{"a compiled language with files, args and compile limits", `{"code": "int main() {}", "language": " C++ ", "version": "14.x", "files": [{"name": "util.h", "content": "#pragma once\n"}, {"name": "data.txt", "content": ""}], "args": ["a b", ""], "compile_timeout": 30, "compile_memory": "1Gi"}`, func(t *testing.T, s execv1alpha1.CodeRunSpec) {
+			if s.Language != "c++" || s.Version != "14.x" || len(s.Files) != 2 || s.Files[0].Name != "util.h" || s.Files[0].Content != "#pragma once\n" || s.Files[1].Name != "data.txt" ||
+				len(s.Args) != 2 || s.Args[0] != "a b" || s.Args[1] != "" || *s.CompileLimits.TimeoutSeconds != 30 || s.CompileLimits.Memory.String() != "1Gi" {
+				t.Errorf("spec %+v, compile limits %+v", s, s.CompileLimits)
+			}
+		}},
+		{"any language name a Runtime may have, and * for any version", `{"code": "x", "language": "ruby", "version": "*"}`, func(t *testing.T, s execv1alpha1.CodeRunSpec) {
+			if s.Language != "ruby" || s.Version != "*" || s.Files != nil || s.Args != nil || s.CompileLimits != nil {
+				t.Errorf("spec %+v", s)
+			}
+		}},
+		{"python3 is python", `{"code": "x", "language": "python3"}`, func(t *testing.T, s execv1alpha1.CodeRunSpec) {
+			if s.Language != execv1alpha1.LanguagePython {
+				t.Errorf("language %q", s.Language)
+			}
+		}},
 		{"exactly 64 KiB, unknown fields ignored", `{"code": "` + strings.Repeat("#", execv1alpha1.MaxSourceBytes) + `", "theme": "dark"}`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +164,7 @@ func FuzzParseRunRequest(f *testing.F) {
 	}
 	f.Add([]byte(`{"code": "print(1)", "stdin": "", "language": "python", "limits": {"timeout_seconds": 5, "memory": "128Mi", "cpu": "500m"}}`))
 	f.Add([]byte(`{"code": "x", "limits": {"cpu": 1e3, "memory": "1e9"}}`))
+	f.Add([]byte(`{"code": "int main() {}", "language": "c++", "version": "^14", "files": [{"name": "a.h", "content": "#pragma once"}], "args": ["-v"], "compile_timeout": 20, "compile_memory": "1Gi"}`))
 	cfg := config.Default()
 	max := cfg.MaxLimits
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -141,7 +179,16 @@ func FuzzParseRunRequest(f *testing.F) {
 		if strings.ContainsRune(s.Source, 0) || strings.ContainsRune(s.Stdin, 0) || !utf8.ValidString(s.Source) || !utf8.ValidString(s.Stdin) {
 			t.Fatalf("accepted a NUL character or invalid UTF-8: %q %q", s.Source, s.Stdin)
 		}
-		if strings.TrimSpace(s.Source) == "" || len(s.Source) > execv1alpha1.MaxSourceBytes || len(s.Stdin) > execv1alpha1.MaxStdinBytes || s.Language != execv1alpha1.LanguagePython {
+		files := 0
+		for _, f := range s.Files {
+			files += len(f.Content)
+			if !filePattern.MatchString(f.Name) || len(f.Name) > maxFileNameLength || strings.ContainsRune(f.Content, 0) {
+				t.Fatalf("accepted a file the CRD refuses: %q", f.Name)
+			}
+		}
+		if strings.TrimSpace(s.Source) == "" || len(s.Source)+files > execv1alpha1.MaxSourceBytes || len(s.Stdin) > execv1alpha1.MaxStdinBytes ||
+			!languagePattern.MatchString(string(s.Language)) || len(s.Language) > maxLanguageLength || len(s.Version) > maxVersionLength ||
+			len(s.Files) > execv1alpha1.MaxFiles || len(s.Args) > execv1alpha1.MaxArgs {
 			t.Fatalf("accepted a spec the CRD refuses: %+v", s)
 		}
 		l := s.Limits

@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -33,11 +34,33 @@ type runResponse struct {
 	Truncated bool   `json:"truncated"`
 	// Name is the CodeRun that ran the program, in the runs namespace.
 	Name string `json:"name"`
+	// Language and Version are those of the Runtime that ran the program (the language
+	// asked for, and "", when it never ran).
+	Language string `json:"language"`
+	Version  string `json:"version"`
+	// Compile is the compile step's result; nil (null) when nothing was compiled.
+	Compile *compileResponse `json:"compile"`
 	// SubmissionID is set by /submit only: the new id, or -1 when not saved.
 	SubmissionID *int64 `json:"submission_id,omitempty"`
 	Error        string `json:"error,omitempty"`
 	// uid is the CodeRun's UID, which /submit saves once ("" when it never got one).
 	uid types.UID
+}
+
+// compileResponse is a compile step's result, in the units of runResponse.
+type compileResponse struct {
+	Output   string  `json:"output"`
+	Stdout   string  `json:"stdout"`
+	Stderr   string  `json:"stderr"`
+	ExitCode *int32  `json:"exit_code"`
+	Signal   string  `json:"signal,omitempty"`
+	Reason   string  `json:"reason"`
+	Message  string  `json:"message"`
+	Time     float64 `json:"time"`
+	CPUTime  float64 `json:"cpu_time"`
+	Memory   int64   `json:"memory"`
+	// Truncated says that the compiler wrote more than was kept.
+	Truncated bool `json:"truncated"`
 }
 
 const (
@@ -68,16 +91,33 @@ func responseFor(run *execv1alpha1.CodeRun) runResponse {
 	if res.Reason == execv1alpha1.ReasonCompleted {
 		out.Status = statusSucceeded
 	}
-	if res.PeakMemory != nil {
-		// The operator records peak memory in Ki; round anything else up to whole KiB.
-		out.Memory = (res.PeakMemory.Value() + 1023) / 1024
+	out.Memory = kib(res.PeakMemory)
+	out.Language, out.Version = string(run.Spec.Language), ""
+	if rt := run.Status.Runtime; rt != nil && rt.Language != "" {
+		out.Language, out.Version = rt.Language, rt.Version
+	}
+	if c := res.Compile; c != nil {
+		out.Compile = &compileResponse{
+			Output: c.Output, Stdout: c.Stdout, Stderr: c.Stderr, ExitCode: c.ExitCode, Signal: c.Signal,
+			Reason: string(c.Reason), Message: c.Message, Time: seconds(c.WallTime), CPUTime: seconds(c.CPUTime),
+			Memory: kib(c.PeakMemory), Truncated: c.OutputTruncated,
+		}
 	}
 	return out
 }
 
+// kib is a peak memory in whole KiB: the operator records it in Ki; anything else is
+// rounded up.
+func kib(q *resource.Quantity) int64 {
+	if q == nil {
+		return 0
+	}
+	return (q.Value() + 1023) / 1024
+}
+
 // failedResponse is the answer for a run that has no result of its own.
-func failedResponse(name string, reason execv1alpha1.ResultReason, message string) runResponse {
-	return runResponse{Reason: string(reason), Message: message, Status: statusFailed, Name: name}
+func failedResponse(run *execv1alpha1.CodeRun, reason execv1alpha1.ResultReason, message string) runResponse {
+	return runResponse{Reason: string(reason), Message: message, Status: statusFailed, Name: run.Name, Language: string(run.Spec.Language)}
 }
 
 // submissionJSON is a saved submission as the API shows it.
@@ -86,6 +126,7 @@ type submissionJSON struct {
 	Code      string    `json:"code"`
 	Stdin     string    `json:"stdin"`
 	Language  string    `json:"language"`
+	Version   string    `json:"version"`
 	Output    string    `json:"output"`
 	Stdout    string    `json:"stdout"`
 	Stderr    string    `json:"stderr"`
@@ -95,11 +136,13 @@ type submissionJSON struct {
 	Reason    string    `json:"reason"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// CompileOutput is what the compiler wrote ("" when nothing was compiled).
+	CompileOutput string `json:"compile_output"`
 }
 
 func submissionFor(s *store.Submission) submissionJSON {
 	return submissionJSON{
-		ID: s.ID, Code: s.Code, Stdin: s.Stdin, Language: s.Language,
+		ID: s.ID, Code: s.Code, Stdin: s.Stdin, Language: s.Language, Version: s.Version, CompileOutput: s.CompileOutput,
 		Output: s.Output, Stdout: s.Stdout, Stderr: s.Stderr, ExitCode: s.ExitCode,
 		Time: s.TimeSeconds, Memory: s.MemoryKiB, Reason: s.Reason, Name: s.RunName,
 		CreatedAt: s.CreatedAt.UTC(),
@@ -108,12 +151,19 @@ func submissionFor(s *store.Submission) submissionJSON {
 
 // submissionOf is what /submit saves of a run.
 func submissionOf(spec execv1alpha1.CodeRunSpec, r runResponse) *store.Submission {
-	return &store.Submission{
-		Code: spec.Source, Stdin: spec.Stdin, Language: string(spec.Language),
+	sub := &store.Submission{
+		Code: spec.Source, Stdin: spec.Stdin, Language: r.Language, Version: r.Version,
 		Output: r.Output, Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode,
 		TimeSeconds: r.Time, MemoryKiB: r.Memory, Reason: r.Reason, RunName: r.Name,
 		RunUID: uidOrNil(r.uid),
 	}
+	if sub.Language == "" {
+		sub.Language = string(spec.Language)
+	}
+	if r.Compile != nil {
+		sub.CompileOutput = r.Compile.Output
+	}
+	return sub
 }
 
 func uidOrNil(uid types.UID) *string {

@@ -177,6 +177,7 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/submissions/:id", s.gate(false, s.getSubmission)...)
 	r.POST("/snippets", s.gate(false, s.createSnippet)...)
 	r.GET("/snippets/:id", s.gate(false, s.getSnippet)...)
+	r.GET("/runtimes", s.gate(false, s.listRuntimes)...)
 
 	// The Piston v2 API under /api/v2 (piston.go), and the Judge0 CE API under /judge0
 	// (judge0.go): its paths would clash with /submissions above.

@@ -247,7 +247,7 @@ func TestBadRequests(t *testing.T) {
 	cases = append(cases,
 		bad{"snippet without code", "POST", "/snippets", `{"stdin": "x"}`, 400, `"code" is required`},
 		bad{"snippet not JSON", "POST", "/snippets", `code=x`, 400, "not valid JSON"},
-		bad{"snippet unknown language", "POST", "/snippets", `{"code": "x", "language": "go"}`, 422, "unknown language"},
+		bad{"snippet unknown language", "POST", "/snippets", `{"code": "x", "language": "go lang"}`, 422, "unknown language"},
 		bad{"snippet over the limit", "POST", "/snippets", strings.Repeat(" ", 201<<10), 413, "bytes"},
 		bad{"page 0", "GET", "/submissions?page=0", "", 400, "page must be a whole number from 1"},
 		bad{"page not a number", "GET", "/submissions?page=two", "", 400, "page"},
