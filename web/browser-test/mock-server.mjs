@@ -7,6 +7,10 @@
 //
 // Markers: "# mock:503" answers 503 with Retry-After, "# mock:timeout" a 504, "# mock:slow"
 // waits 2 s, "# mock:stderr" writes a warning between two lines of stdout.
+//
+// GET /runtimes lists a made-up cluster (RUNTIMES below: two Java versions, a Kotlin whose
+// smoke test failed). A compiled language's program with unbalanced brackets comes back as
+// a CompileError with a compiler-like message in "compile"; the program is then not run.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
@@ -16,6 +20,32 @@ import { pageCSP } from './csp.mjs';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png' };
+
+// What GET /runtimes answers: Ready ones and one that is not (Kotlin), as the front service
+// lists the cluster's Runtimes.
+const RUNTIMES = [
+  { language: 'python', version: '3.13.5', aliases: ['python3', 'py'], display_name: 'Python 3.13.5', compiled: false, ready: true },
+  { language: 'c', version: '14.2.0', aliases: ['gcc'], display_name: 'C (GCC 14.2.0)', compiled: true, ready: true },
+  { language: 'cpp', version: '14.2.0', aliases: ['c++', 'g++'], display_name: 'C++ (GCC 14.2.0)', compiled: true, ready: true },
+  { language: 'go', version: '1.24.4', aliases: ['golang'], display_name: 'Go 1.24.4', compiled: true, ready: true },
+  { language: 'java', version: '21.0.8', aliases: [], display_name: 'Java 21.0.8 (OpenJDK)', compiled: false, ready: true },
+  { language: 'java', version: '17.0.16', aliases: [], display_name: 'Java 17.0.16 (OpenJDK)', compiled: false, ready: true },
+  { language: 'javascript', version: '20.19.2', aliases: ['js', 'node'], display_name: 'JavaScript (Node.js 20.19.2)', compiled: false, ready: true },
+  { language: 'kotlin', version: '1.3.31', aliases: ['kt'], display_name: 'Kotlin 1.3.31', compiled: true, ready: false },
+  { language: 'rust', version: '1.85.0', aliases: ['rs'], display_name: 'Rust 1.85.0', compiled: true, ready: true },
+  { language: 'ruby', version: '3.3.8', aliases: ['rb'], display_name: 'Ruby 3.3.8', compiled: false, ready: true },
+];
+const sourceFiles = { python: 'main.py', c: 'main.c', cpp: 'main.cpp', go: 'main.go', rust: 'main.rs', kotlin: 'main.kt' };
+
+/** The Runtime a request asks for, like internal/runtimes.Resolve (an exact version or none), or an error. */
+function resolve(language = 'python', version = '') {
+  const matching = RUNTIMES.filter((r) => r.language === language || r.aliases.includes(language));
+  if (matching.length === 0) return { error: `no runtime for language "${language}"; available: ${[...new Set(RUNTIMES.map((r) => r.language))].join(', ')}` };
+  const rt = version ? matching.find((r) => r.version === version) : matching[0];
+  if (!rt) return { error: `language "${language}" has no version matching "${version}"; available: ${matching.map((r) => r.version).join(', ')}` };
+  if (!rt.ready) return { error: `the runtime for ${rt.language} ${rt.version} is not ready: its smoke test failed` };
+  return { rt };
+}
 
 const submissions = [];
 const snippets = new Map();
@@ -42,16 +72,36 @@ function balanced(code) {
   return stack.length === 0;
 }
 
-function fakeRun(code) {
+function fakeRun(code, rt) {
   runs++;
   const name = `run-${String(runs).padStart(5, '0')}`;
-  const base = { time: 0.03 + Math.random() * 0.05, cpu_time: 0.02, memory: 9000 + Math.floor(Math.random() * 2000), signal: '', truncated: false, name };
+  const base = { time: 0.03 + Math.random() * 0.05, cpu_time: 0.02, memory: 9000 + Math.floor(Math.random() * 2000), signal: '', truncated: false, name, language: rt.language, version: rt.version, compile: null };
+  if (rt.compiled) {
+    const compile = { output: '', stdout: '', stderr: '', exit_code: 0, signal: '', reason: 'Completed', message: '', time: 0.4 + Math.random() * 0.3, cpu_time: 0.35, memory: 60000 };
+    if (!balanced(code)) {
+      const file = sourceFiles[rt.language] ?? 'main';
+      const line = code.split('\n').length;
+      const err = `${file}: In function 'int main()':\n${file}:${line}:1: error: expected '}' at end of input\n`;
+      return {
+        ...base,
+        time: 0, cpu_time: 0, memory: 0, output: '', stdout: '', stderr: '', exit_code: 0, reason: 'CompileError', status: 'Failed',
+        message: 'The program did not compile: the compiler exited with code 1.',
+        compile: { ...compile, output: err, stderr: err, exit_code: 1, reason: 'NonZeroExit', message: 'The compiler exited with code 1.' },
+      };
+    }
+    return { ...fakeProgram(code, base), compile };
+  }
+  return fakeProgram(code, base);
+}
+
+function fakeProgram(code, base) {
   if (!balanced(code)) {
     const line = code.split('\n').length;
     const stderr = `  File "/run/main.py", line ${line}\n    ${code.split('\n').at(-1)}\n    ^\nSyntaxError: '(' was never closed\n`;
     return { ...base, output: stderr, stdout: '', stderr, exit_code: 1, reason: 'NonZeroExit', message: 'The program exited with code 1.', status: 'Failed' };
   }
-  const printed = [...code.matchAll(/print\(\s*(['"])((?:\\.|(?!\1).)*)\1\s*\)/g)].map((m) => m[2] + '\n');
+  // print('...') and the like in other languages: println!, puts, console.log, cout << "...".
+  const printed = [...code.matchAll(/(?:print|println!?|Println|puts|console\.log|System\.out\.println|cout\s*<<)\s*\(?\s*(['"])((?:\\.|(?!\1).)*)\1/g)].map((m) => m[2] + '\n');
   let stdout = printed.join('');
   let output = stdout;
   let stderr = '';
@@ -73,15 +123,17 @@ async function api(req, res, url) {
     }
     if (typeof b.code !== 'string') return json(res, 400, { error: 'The field "code" is required and must be a string.' });
     if (b.code.trim() === '') return json(res, 400, { error: 'The field "code" must not be empty.' });
+    const { rt, error } = resolve(b.language, b.version);
+    if (error) return json(res, 422, { error });
     if (b.code.includes('# mock:503')) return json(res, 503, { error: 'Too many runs are waiting.' }, { 'Retry-After': '7' });
     if (b.code.includes('# mock:timeout')) return json(res, 504, { error: 'The run did not finish within its time limit.', reason: 'TimeLimitExceeded' });
     await new Promise((r) => setTimeout(r, b.code.includes('# mock:slow') ? 2000 : 300));
-    const r = fakeRun(b.code);
+    const r = fakeRun(b.code, rt);
     if (url.pathname === '/execute') return json(res, 200, r);
     let id = -1;
     if (r.exit_code === 0) {
       id = submissions.length + 1;
-      submissions.unshift({ id, code: b.code, stdin: b.stdin ?? '', language: 'python', output: r.output, stdout: r.stdout, stderr: r.stderr, exit_code: r.exit_code, time: r.time, memory: r.memory, reason: r.reason, name: r.name, created_at: new Date().toISOString() });
+      submissions.unshift({ id, code: b.code, stdin: b.stdin ?? '', language: rt.language, version: b.version ?? '', output: r.output, stdout: r.stdout, stderr: r.stderr, exit_code: r.exit_code, time: r.time, memory: r.memory, reason: r.reason, name: r.name, created_at: new Date().toISOString() });
     }
     return json(res, 200, { ...r, submission_id: id });
   }
@@ -98,7 +150,7 @@ async function api(req, res, url) {
   if (url.pathname === '/snippets' && req.method === 'POST') {
     const b = JSON.parse((await body(req)) || '{}');
     const id = randomUUID();
-    snippets.set(id, { id, code: String(b.code ?? ''), stdin: String(b.stdin ?? ''), language: 'python', created_at: new Date().toISOString() });
+    snippets.set(id, { id, code: String(b.code ?? ''), stdin: String(b.stdin ?? ''), language: String(b.language || 'python'), version: String(b.version ?? ''), created_at: new Date().toISOString() });
     return json(res, 201, { id, url: `/s/${id}` });
   }
   m = /^\/snippets\/([^/]+)$/.exec(url.pathname);
@@ -106,6 +158,7 @@ async function api(req, res, url) {
     const s = snippets.get(m[1]);
     return s ? json(res, 200, s) : json(res, 404, { error: 'No snippet has that id.' });
   }
+  if (url.pathname === '/runtimes' && req.method === 'GET') return json(res, 200, RUNTIMES);
   if (url.pathname === '/healthz') return json(res, 200, { status: 'ok' });
   return null;
 }

@@ -155,6 +155,46 @@ async function runAndWait(page, start) {
 
 const shot = (page, name, fullPage = false) => page.screenshot({ path: resolve(ARTIFACTS_DIR, name), fullPage });
 
+/** Waits for the picker to hold the service's languages (GET /runtimes answered). */
+async function pickerReady(page) {
+  await page.locator('#language:not([disabled])').waitFor();
+}
+
+/** The picker's value for the language shown as label ("C++"), or null when it is not offered. */
+async function offered(page, label) {
+  await pickerReady(page);
+  const opts = await page.locator('#language option').evaluateAll((os) => os.map((o) => ({ value: o.value, label: o.textContent })));
+  return opts.find((o) => o.label === label)?.value ?? null;
+}
+
+/** Picks a language by its label and waits for its editor mode to be in place. */
+async function pick(page, label, mode) {
+  await page.getByLabel('Language', { exact: true }).selectOption({ label });
+  await page.waitForFunction((m) => document.querySelector('[data-testid=editor]')?.dataset.mode === m, mode);
+}
+
+/** Whether a word of the editor's text is highlighted as a token (coloured apart from the text). */
+async function highlighted(page, word) {
+  return page.locator('.cm-content').evaluate((el, w) => {
+    const plain = getComputedStyle(el).color;
+    return [...el.querySelectorAll('.cm-line span')].some((s) => s.textContent === w && getComputedStyle(s).color !== plain);
+  }, word);
+}
+
+/** Runs axe-core on the page; fails on any serious or critical violation. */
+async function axeCheck(page, t, what) {
+  // Injected through the debugging protocol, which the page's CSP does not govern.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
+  const result = await page.evaluate(() =>
+    // label-content-name-mismatch is experimental, so off unless named.
+    window.axe.run(document, { rules: { 'label-content-name-mismatch': { enabled: true } }, resultTypes: ['violations'] }),
+  );
+  const summary = (v) => `${v.id} [${v.impact}] ${v.help}: ${v.nodes.map((n) => `${n.target.join(' ')} (${n.failureSummary?.split('\n')[1]?.trim()})`).join('; ')}`;
+  for (const v of result.violations) t.diagnostic(`${what}: ${summary(v)}`);
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map(summary), [], `axe ${result.testEngine.version}, ${what}`);
+}
+
 describe(`coderun page at ${BASE_URL}`, () => {
   test('Hello, World! runs and shows success, time and memory', async () => {
     const page = await newPage();
@@ -236,7 +276,7 @@ describe(`coderun page at ${BASE_URL}`, () => {
 
     const other = await newPage();
     await other.goto(link, { waitUntil: 'domcontentloaded' });
-    await other.getByText('Loaded a shared snippet.').waitFor();
+    await other.getByText('Loaded a shared Python snippet.').waitFor();
     assert.equal(await editorText(other), code);
     assert.equal(await other.getByLabel('Input (stdin)').inputValue(), `shared stdin ${token}`);
     await done(other);
@@ -246,6 +286,106 @@ describe(`coderun page at ${BASE_URL}`, () => {
     await missing.getByRole('alert').filter({ hasText: /snippet/ }).waitFor();
     await done(missing);
     await done(page);
+  });
+
+  test('the picker offers the Ready languages; C++ shows its starter in its mode, compiles, runs, and a compile error shows the compile panel', async (t) => {
+    const page = await newPage();
+    await open(page);
+    await pickerReady(page);
+    const labels = await page.locator('#language option').allTextContents();
+    t.diagnostic(`languages offered: ${labels.join(', ')}`);
+    assert.ok(labels.includes('Python'), 'Python is offered');
+    assert.equal(await page.getByLabel('Language', { exact: true }).inputValue(), 'python', 'a first visit starts in Python');
+    if (!(await offered(page, 'C++'))) {
+      t.skip('C++ is not offered by this coderun (make dev RUNTIMES=all ships it)');
+      await done(page);
+      return;
+    }
+    await pick(page, 'C++', 'cpp');
+    const starter = await editorText(page);
+    assert.match(starter, /^#include <iostream>\n/, 'the untouched Python starter gave way to the C++ starter');
+    assert.match(starter, /std::getline\(std::cin, name\)/, 'the starter reads a name from stdin');
+    assert.ok(await highlighted(page, 'return'), 'the C++ mode highlights the keyword return');
+    assert.equal(await page.locator('.cm-content').getAttribute('aria-label'), 'C++ code');
+    await page.getByLabel('Input (stdin)').fill('Ada');
+    assert.equal(await runAndWait(page, () => page.getByTestId('run').click()), 'Succeeded', await page.getByTestId('output').innerText());
+    assert.match(await page.getByTestId('output').innerText(), /Hello, /);
+    const compiled = page.getByTestId('compile-panel');
+    assert.equal(await compiled.getAttribute('data-status'), 'ok');
+    assert.match(await compiled.innerText(), /Compiled/);
+
+    await typeCode(page, 'int main() { return 0 ');
+    assert.equal(await runAndWait(page, () => page.getByTestId('run').click()), 'Failed');
+    assert.equal(await status(page).getAttribute('data-reason'), 'CompileError');
+    assert.match(await status(page).innerText(), /Compile error/);
+    assert.equal(await compiled.getAttribute('data-status'), 'error');
+    assert.match(await compiled.innerText(), /Compile error/);
+    // The compiler's messages are in their own panel, not in the program's output.
+    assert.match(await page.getByTestId('compile-output').innerText(), /error/);
+    assert.match(await page.getByTestId('output').innerText(), /did not run/);
+    assert.equal(await page.getByTestId('exit-code').innerText(), '—');
+    await shot(page, 'compile-error.png');
+    await done(page);
+  });
+
+  test('switching language keeps code the user wrote, offers the starter (undoable), and is remembered', async (t) => {
+    const page = await newPage();
+    await open(page);
+    await pickerReady(page);
+    const other = (await page.locator('#language option').evaluateAll((os) => os.map((o) => ({ value: o.value, label: o.textContent })))).find(
+      (o) => o.value !== 'python',
+    );
+    if (!other) {
+      t.skip('only Python is offered by this coderun');
+      await done(page);
+      return;
+    }
+    const mine = `print('mine ${token}')`;
+    await typeCode(page, mine);
+    await page.getByLabel('Language', { exact: true }).selectOption(other.value);
+    await page.getByTestId('starter-offer').waitFor();
+    assert.equal(await editorText(page), mine, 'the code stays in the editor');
+    await page.getByRole('button', { name: `Replace it with the ${other.label} starter` }).click();
+    assert.notEqual(await editorText(page), mine);
+    assert.equal(await page.getByTestId('starter-offer').count(), 0);
+    await page.locator('.cm-content').click();
+    await page.keyboard.press('ControlOrMeta+z');
+    assert.equal(await editorText(page), mine, 'the starter is undone in one step');
+    // The draft keeps the language (and the code) across a reload.
+    await page.waitForTimeout(500);
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await pickerReady(page);
+    assert.equal(await page.getByLabel('Language', { exact: true }).inputValue(), other.value);
+    assert.equal(await editorText(page), mine);
+    await done(page);
+  });
+
+  test('a Go snippet shared by link reopens as Go', async (t) => {
+    const page = await newPage();
+    await open(page);
+    if (!(await offered(page, 'Go'))) {
+      t.skip('Go is not offered by this coderun (make dev RUNTIMES=all ships it)');
+      await done(page);
+      return;
+    }
+    await pick(page, 'Go', 'go');
+    const code = await editorText(page);
+    assert.match(code, /^package main\n/);
+    await page.getByLabel('Input (stdin)').fill(`go ${token}`);
+    await page.getByRole('button', { name: 'Share', exact: true }).click();
+    const link = await page.getByTestId('share-link').inputValue();
+    await done(page);
+
+    const reopened = await newPage();
+    await reopened.goto(link, { waitUntil: 'domcontentloaded' });
+    await reopened.getByText('Loaded a shared Go snippet.').waitFor();
+    await pickerReady(reopened);
+    assert.equal(await reopened.locator('#language option:checked').textContent(), 'Go');
+    await reopened.waitForFunction(() => document.querySelector('[data-testid=editor]')?.dataset.mode === 'go');
+    assert.equal(await editorText(reopened), code);
+    assert.equal(await reopened.getByLabel('Input (stdin)').inputValue(), `go ${token}`);
+    assert.ok(await highlighted(reopened, 'func'), 'the Go mode highlights the keyword func');
+    await done(reopened);
   });
 
   test('the theme toggle switches to dark and is remembered', async () => {
@@ -318,11 +458,12 @@ describe(`coderun page at ${BASE_URL}`, () => {
     await page.locator('.cm-content').click();
     await page.keyboard.press('ControlOrMeta+A');
     await page.keyboard.type("import sys\ndef f(x=1.5):\n# a comment\nreturn 'x'");
-    assert.equal(await editorText(page), "import sys\ndef f(x=1.5):\n  # a comment\n  return 'x'", 'typed lines are indented');
+    // Python indents by 4 spaces (PEP 8).
+    assert.equal(await editorText(page), "import sys\ndef f(x=1.5):\n    # a comment\n    return 'x'", 'typed lines are indented');
     await page.keyboard.press('Shift+ArrowUp');
     await page.keyboard.press('Shift+Home');
     await page.keyboard.type('pass');
-    assert.equal(await editorText(page), "import sys\ndef f(x=1.5):\n  pass", 'two lines typed over');
+    assert.equal(await editorText(page), "import sys\ndef f(x=1.5):\n    pass", 'two lines typed over');
     await page.locator('.cm-line').first().dblclick({ position: { x: 10, y: 5 } });
     await page.keyboard.type('from');
     assert.match(await editorText(page), /^from sys\n/, 'a double-clicked keyword typed over');
@@ -344,18 +485,29 @@ describe(`coderun page at ${BASE_URL}`, () => {
       for (const [code, want] of [["print('Hello, World!')", 'Succeeded'], ["print('unclosed'", 'Failed']]) {
         await typeCode(page, code);
         assert.equal(await runAndWait(page, () => page.getByTestId('run').click()), want);
-        // Injected through the debugging protocol, which the page's CSP does not govern.
-        if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
-        const result = await page.evaluate(() =>
-          // label-content-name-mismatch is experimental, so off unless named.
-          window.axe.run(document, { rules: { 'label-content-name-mismatch': { enabled: true } }, resultTypes: ['violations'] }),
-        );
-        const summary = (v) => `${v.id} [${v.impact}] ${v.help}: ${v.nodes.map((n) => `${n.target.join(' ')} (${n.failureSummary?.split('\n')[1]?.trim()})`).join('; ')}`;
-        for (const v of result.violations) t.diagnostic(`${theme}, after ${want}: ${summary(v)}`);
-        const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-        assert.deepEqual(bad.map(summary), [], `axe ${result.testEngine.version}, ${theme} theme, after a run that ${want}`);
+        await axeCheck(page, t, `${theme} theme, after a run that ${want}`);
       }
       await shot(page, `axe-${theme}.png`);
+      // The picker with its version list (a language with several versions, if there is one),
+      // and the compile panel of a compile error.
+      const multi = await page.locator('#language option').evaluateAll((os) => os.map((o) => o.value));
+      for (const value of multi) {
+        await page.getByLabel('Language', { exact: true }).selectOption(value);
+        if (await page.locator('#version').count()) {
+          await axeCheck(page, t, `${theme} theme, the picker with ${value}'s versions`);
+          break;
+        }
+      }
+      if (await offered(page, 'C++')) {
+        await pick(page, 'C++', 'cpp');
+        await typeCode(page, 'int main() { return 0 ');
+        assert.equal(await runAndWait(page, () => page.getByTestId('run').click()), 'Failed');
+        await page.getByTestId('compile-output').waitFor();
+        await axeCheck(page, t, `${theme} theme, a compile error`);
+        await shot(page, `axe-compile-${theme}.png`);
+      } else {
+        t.diagnostic('C++ is not offered here: the compile panel was not checked');
+      }
       await done(page);
     });
   }

@@ -1,8 +1,21 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { Api, ApiError, snippetIdFromPath, type RunResult, type Submission, type SubmissionPage } from './api';
+import { Api, ApiError, snippetIdFromPath, type CompileResult, type RunRequest, type RunResult, type Submission, type SubmissionPage } from './api';
 import { forgetKey, keyProblem, storedKey, storeKey } from './apikey';
+import { loadDraft, saveDraft } from './draft';
 import { Editor, type EditorHandle } from './Editor';
-import { codePreview, formatMemory, formatTime, formatWhen, outcome, reasonLabel, segmentOutput } from './format';
+import { codePreview, compileOutcome, formatMemory, formatTime, formatWhen, outcome, reasonLabel, segmentOutput } from './format';
+import { LANGUAGES, languageInfo, starterFor } from './languages';
+import {
+  DEFAULT_CHOICE,
+  findOption,
+  mayReplaceCode,
+  pickerOptions,
+  resolveChoice,
+  sameChoice,
+  type LanguageChoice,
+  type LanguageOption,
+  type RuntimeInfo,
+} from './picker';
 import { chooseTheme, otherTheme, storeTheme, storedTheme, systemTheme, type Theme } from './theme';
 
 // The key typed into the page, if the service asked for one (a 401), is read at each request.
@@ -10,12 +23,6 @@ const api = new Api(undefined, '', () => storedKey(safeLocalStorage()));
 const isMac = typeof navigator !== 'undefined' && /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
 const MOD = isMac ? '⌘' : 'Ctrl';
 const PER_PAGE = 10;
-const DRAFT_KEY = 'coderun-draft';
-const DEFAULT_CODE = `import sys
-
-name = sys.stdin.readline().strip() or "World"
-print(f"Hello, {name}!")
-`;
 
 type Shown =
   | { kind: 'result'; result: RunResult; source: 'run' | 'submit' | 'submission'; submissionId?: number }
@@ -23,17 +30,9 @@ type Shown =
 
 type OutputView = 'all' | 'stdout' | 'stderr';
 
-function loadDraft(): { code: string; stdin: string } {
-  try {
-    const raw = localStorage.getItem(DRAFT_KEY);
-    if (raw) {
-      const d = JSON.parse(raw) as { code?: unknown; stdin?: unknown };
-      if (typeof d.code === 'string') return { code: d.code, stdin: typeof d.stdin === 'string' ? d.stdin : '' };
-    }
-  } catch {
-    // no storage: start from the sample
-  }
-  return { code: DEFAULT_CODE, stdin: '' };
+/** The request for the editor's code in the chosen language (no version: the newest). */
+function runRequest(code: string, stdin: string, choice: LanguageChoice): RunRequest {
+  return { code, stdin, language: choice.language, ...(choice.version ? { version: choice.version } : {}) };
 }
 
 function toError(e: unknown): ApiError {
@@ -51,15 +50,30 @@ function submissionAsResult(s: Submission): RunResult {
     exit_code: s.exit_code,
     reason: s.reason,
     name: s.name,
+    language: s.language,
+    version: s.version,
   };
+}
+
+/** A language name as the page shows it ("cpp" → "C++"). */
+function labelOf(language: string): string {
+  return languageInfo(language)?.label ?? language;
 }
 
 export function App() {
   const snippetId = useMemo(() => snippetIdFromPath(window.location.pathname), []);
-  const initial = useMemo(() => (snippetId ? { code: '', stdin: '' } : loadDraft()), [snippetId]);
+  // A first visit starts with Python's starter; later ones with the draft (and its language).
+  const initial = useMemo(
+    () =>
+      snippetId
+        ? { code: '', stdin: '', ...DEFAULT_CHOICE }
+        : (loadDraft(safeLocalStorage()) ?? { code: LANGUAGES.python.starter, stdin: '', ...DEFAULT_CHOICE }),
+    [snippetId],
+  );
   const editor = useRef<EditorHandle>(null);
   const [code, setCode] = useState(initial.code);
   const [stdin, setStdin] = useState(initial.stdin);
+  const [choice, setChoice] = useState<LanguageChoice>({ language: initial.language, version: initial.version });
 
   // Theme
   const [stored, setStored] = useState<Theme | null>(() => storedTheme(safeLocalStorage()));
@@ -81,18 +95,12 @@ export function App() {
     setStored(next);
   };
 
-  // Keep the draft across reloads.
+  // Keep the draft, with the language picked, across reloads.
   useEffect(() => {
     if (snippetId && code === '' && stdin === '') return;
-    const id = setTimeout(() => {
-      try {
-        localStorage.setItem(DRAFT_KEY, JSON.stringify({ code, stdin }));
-      } catch {
-        // no storage
-      }
-    }, 300);
+    const id = setTimeout(() => saveDraft(safeLocalStorage(), { code, stdin, ...choice }), 300);
     return () => clearTimeout(id);
-  }, [code, stdin, snippetId]);
+  }, [code, stdin, choice, snippetId]);
 
   // A notice above the editor: a loaded snippet or submission, or why it could not load.
   const [notice, setNotice] = useState<{ text: string; error?: boolean } | null>(null);
@@ -105,7 +113,8 @@ export function App() {
         editor.current?.setValue(s.code);
         setCode(s.code);
         setStdin(s.stdin ?? '');
-        setNotice({ text: 'Loaded a shared snippet.' });
+        setChoice({ language: s.language || DEFAULT_CHOICE.language, version: s.version ?? '' });
+        setNotice({ text: `Loaded a shared ${labelOf(s.language || DEFAULT_CHOICE.language)} snippet.` });
       })
       .catch((e: unknown) => {
         const err = toError(e);
@@ -116,6 +125,64 @@ export function App() {
         });
       });
   }, [snippetId]);
+
+  // Languages: the cluster's Ready Runtimes (GET /runtimes). undefined while they load, null
+  // when the service lists none (older than GET /runtimes, or the list failed): Python only.
+  const [runtimes, setRuntimes] = useState<RuntimeInfo[] | null | undefined>(undefined);
+  const loadRuntimes = useCallback(async () => {
+    try {
+      setRuntimes(await api.runtimes());
+    } catch (e) {
+      const err = toError(e);
+      if (err.status === 401) setKeyAsked(true);
+      setRuntimes(null);
+      setNotice({ text: `Could not load the list of languages (${err.message}); only Python is offered.`, error: true });
+    }
+  }, []);
+  useEffect(() => {
+    void loadRuntimes();
+  }, [loadRuntimes]);
+  const options = useMemo(() => pickerOptions(runtimes ?? null), [runtimes]);
+  // Once the list is in, the choice (the draft's, a snippet's, a submission's) must be one it
+  // offers: else the newest version of the language, or Python, and a notice says so.
+  useEffect(() => {
+    if (runtimes === undefined) return;
+    const r = resolveChoice(options, choice);
+    if (sameChoice(r.choice, choice)) return;
+    setChoice(r.choice);
+    const problem = r.problem;
+    if (problem) setNotice((n) => ({ text: n && !n.error && n.text.startsWith('Loaded') ? `${n.text} ${problem}` : problem, error: true }));
+  }, [runtimes, options, choice]);
+  const current: LanguageOption | undefined = findOption(options, choice.language);
+  // Offered after a switch that kept the user's code: the new language's starter, one click away.
+  const [offer, setOffer] = useState<{ language: string; label: string; starter: string } | null>(null);
+  const switchLanguage = (language: string, version?: string) => {
+    const opt = findOption(options, language);
+    if (!opt) return;
+    const next = { language: opt.language, version: version ?? opt.versions[0]?.version ?? '' };
+    if (sameChoice(next, choice)) return;
+    setChoice(next);
+    if (next.language === choice.language) return; // another version: same language, same code
+    setOffer(null);
+    const starter = starterFor(opt.language, opt.aliases);
+    // An untouched starter (or nothing) gives way to the new language's starter. Code the
+    // person wrote or pasted stays: they may well have pasted it and then picked its
+    // language, and a switch must never lose work. The starter is offered instead.
+    if (mayReplaceCode(codeRef.current)) {
+      editor.current?.setValue(starter);
+      setCode(starter);
+    } else if (starter !== '') {
+      setOffer({ language: opt.language, label: opt.label, starter });
+    }
+  };
+  const applyStarter = () => {
+    if (!offer) return;
+    // One undoable change: Ctrl/Cmd+Z in the editor brings the code back.
+    editor.current?.setValue(offer.starter);
+    setCode(offer.starter);
+    setOffer(null);
+    editor.current?.focus();
+  };
 
   // API key: asked for when the service answers 401, kept in localStorage.
   const [hasKey, setHasKey] = useState(() => storedKey(safeLocalStorage()) !== null);
@@ -139,6 +206,7 @@ export function App() {
     setKeyAsked(false);
     setHasKey(true);
     setNotice({ text: 'Key saved in this browser. Run again.' });
+    void loadRuntimes();
     void loadSubmissions(1);
   };
   const dropKey = () => {
@@ -182,6 +250,8 @@ export function App() {
   stdinRef.current = stdin;
   const busyRef = useRef(busy);
   busyRef.current = busy;
+  const choiceRef = useRef(choice);
+  choiceRef.current = choice;
 
   const run = useCallback(async (mode: 'run' | 'submit') => {
     if (busyRef.current) return;
@@ -193,7 +263,7 @@ export function App() {
     abort.current = ctl;
     busyRef.current = mode;
     setBusy(mode);
-    const req = { code: codeRef.current, stdin: stdinRef.current, language: 'python' as const };
+    const req = runRequest(codeRef.current, stdinRef.current, choiceRef.current);
     try {
       const result = mode === 'run' ? await api.execute(req, ctl.signal) : await api.submit(req, ctl.signal);
       setShown({ kind: 'result', result, source: mode, submissionId: result.submission_id });
@@ -240,15 +310,24 @@ export function App() {
   };
 
   // Sharing
-  const [share, setShare] = useState<{ state: 'saving' | 'saved' | 'error'; url?: string; copied?: boolean; error?: string; code?: string; stdin?: string } | null>(null);
-  // A link is for the code it saved: hide it once the code or input changes.
+  const [share, setShare] = useState<{
+    state: 'saving' | 'saved' | 'error';
+    url?: string;
+    copied?: boolean;
+    error?: string;
+    code?: string;
+    stdin?: string;
+    choice?: LanguageChoice;
+  } | null>(null);
+  // A link is for the code it saved: hide it once the code, input or language changes.
   useEffect(() => {
-    if (share?.state === 'saved' && (share.code !== code || share.stdin !== stdin)) setShare(null);
-  }, [code, stdin, share]);
+    if (share?.state === 'saved' && (share.code !== code || share.stdin !== stdin || !share.choice || !sameChoice(share.choice, choice))) setShare(null);
+  }, [code, stdin, choice, share]);
   const doShare = async () => {
     setShare({ state: 'saving' });
     try {
-      const req = { code: codeRef.current, stdin: stdinRef.current, language: 'python' as const };
+      const sharedChoice = choiceRef.current;
+      const req = runRequest(codeRef.current, stdinRef.current, sharedChoice);
       const saved = await api.saveSnippet(req);
       const url = new URL(saved.url || `/s/${saved.id}`, window.location.origin).href;
       let copied = false;
@@ -260,7 +339,7 @@ export function App() {
       } catch {
         copied = false;
       }
-      setShare({ state: 'saved', url, copied, code: req.code, stdin: req.stdin });
+      setShare({ state: 'saved', url, copied, code: req.code, stdin: req.stdin, choice: sharedChoice });
     } catch (e) {
       const err = toError(e);
       if (err.status === 401) setKeyAsked(true);
@@ -289,6 +368,8 @@ export function App() {
     editor.current?.setValue(s.code);
     setCode(s.code);
     setStdin(s.stdin ?? '');
+    setChoice({ language: s.language || DEFAULT_CHOICE.language, version: s.version ?? '' });
+    setOffer(null);
     setShown({ kind: 'result', result: submissionAsResult(s), source: 'submission', submissionId: s.id });
     setView('all');
     setNotice({ text: `Opened submission #${s.id}.` });
@@ -306,7 +387,7 @@ export function App() {
           </span>
           coderun
         </h1>
-        <p className="tagline">Run Python in a sandbox on Kubernetes</p>
+        <p className="tagline">Run code in a sandbox on Kubernetes</p>
         <button
           type="button"
           className="btn ghost theme-toggle"
@@ -356,7 +437,7 @@ export function App() {
         <section className="pane code-pane" aria-labelledby="code-heading">
           <div className="toolbar">
             <h2 id="code-heading" className="pane-title">
-              Code <span className="lang">Python 3</span>
+              Code
             </h2>
             <div className="actions">
               <button
@@ -380,6 +461,56 @@ export function App() {
               </button>
             </div>
           </div>
+          <div className="picker" data-testid="picker">
+            <label htmlFor="language">Language</label>
+            <select
+              id="language"
+              value={choice.language}
+              onChange={(e) => switchLanguage(e.target.value)}
+              disabled={runtimes === undefined}
+              aria-busy={runtimes === undefined}
+              data-testid="language"
+            >
+              {runtimes === undefined ? (
+                // While the list loads, the language of the draft (or snippet) stands alone.
+                <option value={choice.language}>{labelOf(choice.language)}</option>
+              ) : (
+                options.map((o) => (
+                  <option key={o.language} value={o.language}>
+                    {o.label}
+                  </option>
+                ))
+              )}
+            </select>
+            {current && current.versions.length > 1 ? (
+              <>
+                <label htmlFor="version">Version</label>
+                <select id="version" value={choice.version} onChange={(e) => switchLanguage(choice.language, e.target.value)} data-testid="version">
+                  {current.versions.map((v) => (
+                    <option key={v.version} value={v.version}>
+                      {v.label}
+                    </option>
+                  ))}
+                </select>
+              </>
+            ) : current && runtimes !== undefined ? (
+              <span className="lang" data-testid="runtime-name">
+                {current.versions[0]?.label}
+              </span>
+            ) : null}
+            {current?.compiled && <span className="hint compiled-hint">compiled before it runs</span>}
+          </div>
+          {offer && offer.language === choice.language && (
+            <p className="notice" role="status" data-testid="starter-offer">
+              Your code was kept.
+              <button type="button" className="btn small" onClick={applyStarter} data-testid="use-starter">
+                Replace it with the {offer.label} starter
+              </button>
+              <button type="button" className="link-btn" onClick={() => setOffer(null)} aria-label="Dismiss">
+                ×
+              </button>
+            </p>
+          )}
           {notice && (
             <p className={`notice${notice.error ? ' error' : ''}`} role={notice.error ? 'alert' : 'status'} data-testid="notice">
               {notice.text}
@@ -404,7 +535,7 @@ export function App() {
             </div>
           )}
           <div className="editor-wrap">
-            <Editor ref={editor} initialValue={initial.code} onChange={setCode} onRun={runCode} />
+            <Editor ref={editor} initialValue={initial.code} language={choice.language} aliases={current?.aliases} onChange={setCode} onRun={runCode} />
           </div>
           <label className="field-label" htmlFor="stdin">
             Input (stdin)
@@ -467,7 +598,8 @@ export function App() {
                       <code className="sub-code">{codePreview(s.code)}</code>
                       <span className="sub-meta">
                         <span className={`dot ${oc.ok ? 'ok' : 'bad'}`} aria-hidden="true" />
-                        {oc.ok ? 'OK' : reasonLabel(s.reason)} · {formatTime(s.time)} · {formatMemory(s.memory)} · {formatWhen(s.created_at)}
+                        {oc.ok ? 'OK' : reasonLabel(s.reason)} · {formatTime(s.time)} · {formatMemory(s.memory)} · {formatWhen(s.created_at)} ·{' '}
+                        {labelOf(s.language || DEFAULT_CHOICE.language)}
                       </span>
                     </button>
                   </li>
@@ -573,27 +705,31 @@ function OutputPanel({ busy, elapsed, shown, count, view, setView }: OutputProps
   const oc = outcome(r);
   const segs = segmentOutput(r.output ?? '', r.stdout ?? '', r.stderr ?? '');
   const text = view === 'stdout' ? r.stdout : view === 'stderr' ? r.stderr : r.output;
+  // A program that did not compile never ran: its time, memory and exit code mean nothing.
+  const ran = r.reason !== 'CompileError';
   return (
     <div className="output-body">
-      <div className={`status ${oc.ok ? 'ok' : 'bad'}`} data-testid="result-status" data-run={count} data-status={oc.status} role="status">
+      <div className={`status ${oc.ok ? 'ok' : 'bad'}`} data-testid="result-status" data-run={count} data-status={oc.status} data-reason={r.reason} role="status">
         <span className="status-title">
           <span aria-hidden="true">{oc.ok ? '✓ ' : '✗ '}</span>
           {oc.title}
         </span>
         {oc.detail && <span className="status-detail">{oc.detail}</span>}
       </div>
+      {r.compile && <CompilePanel c={r.compile} />}
+      {r.compile && <h3 className="section-title">Program</h3>}
       <dl className="stats">
         <div>
           <dt>Time</dt>
-          <dd data-testid="time">{formatTime(r.time)}</dd>
+          <dd data-testid="time">{ran ? formatTime(r.time) : '—'}</dd>
         </div>
         <div>
           <dt>Memory</dt>
-          <dd data-testid="memory">{formatMemory(r.memory)}</dd>
+          <dd data-testid="memory">{ran ? formatMemory(r.memory) : '—'}</dd>
         </div>
         <div>
           <dt>Exit code</dt>
-          <dd data-testid="exit-code">{r.exit_code ?? '—'}</dd>
+          <dd data-testid="exit-code">{ran ? (r.exit_code ?? '—') : '—'}</dd>
         </div>
         {shown.source === 'submit' && (
           <div>
@@ -629,7 +765,9 @@ function OutputPanel({ busy, elapsed, shown, count, view, setView }: OutputProps
         })}
       </div>
       <pre id="output-text" role="tabpanel" className="output" data-testid="output" aria-live="polite" aria-label={`Output: ${view === 'all' ? 'stdout and stderr' : view}`}>
-        {text === '' ? (
+        {!ran ? (
+          <span className="muted">(the program did not run: it did not compile)</span>
+        ) : text === '' ? (
           <span className="muted">{view === 'all' ? '(no output)' : `(nothing on ${view})`}</span>
         ) : view === 'all' && segs ? (
           segs.map((s, i) =>
@@ -648,5 +786,32 @@ function OutputPanel({ busy, elapsed, shown, count, view, setView }: OutputProps
       {r.truncated && <p className="hint warn">The output was longer than the limit and was cut.</p>}
       {r.name && <p className="hint">CodeRun {r.name}</p>}
     </div>
+  );
+}
+
+/**
+ * The compile step, apart from the program's output: how it ended, its time and memory, and
+ * the compiler's messages. A compile error is highlighted; a clean compile is one line.
+ */
+function CompilePanel({ c }: { c: CompileResult }) {
+  const co = compileOutcome(c);
+  const text = c.output || [c.stdout, c.stderr].filter(Boolean).join('');
+  return (
+    <section className={`compile ${co.ok ? 'ok' : 'bad'}`} aria-labelledby="compile-heading" data-testid="compile-panel" data-status={co.ok ? 'ok' : 'error'}>
+      <h3 id="compile-heading" className="compile-title">
+        <span aria-hidden="true">{co.ok ? '✓ ' : '✗ '}</span>
+        {co.title}
+        <span className="compile-stats">
+          {formatTime(c.time)} · {formatMemory(c.memory)}
+        </span>
+      </h3>
+      {/* The message says what the compiler's own words do not (a limit it hit). */}
+      {!co.ok && c.message && text === '' && <p className="compile-message">{c.message}</p>}
+      {text !== '' && (
+        <pre className="output compile-output" data-testid="compile-output" aria-label="Compiler output" tabIndex={0}>
+          {text}
+        </pre>
+      )}
+    </section>
   );
 }

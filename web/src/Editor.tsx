@@ -1,5 +1,5 @@
 import { forwardRef, useEffect, useImperativeHandle, useRef } from 'react';
-import { EditorState, Prec } from '@codemirror/state';
+import { Compartment, EditorState, Prec, type Extension } from '@codemirror/state';
 import {
   EditorView,
   drawSelection,
@@ -10,20 +10,20 @@ import {
   lineNumbers,
 } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
-import { HighlightStyle, bracketMatching, indentOnInput, syntaxHighlighting } from '@codemirror/language';
-import { python } from '@codemirror/lang-python';
+import { HighlightStyle, bracketMatching, indentOnInput, indentUnit, syntaxHighlighting } from '@codemirror/language';
 import { tags as t } from '@lezer/highlight';
+import { languageInfo, languageKey } from './languages';
 
 // Colours come from CSS variables (styles.css), so switching the page theme restyles the editor
 // without reconfiguring it.
 const highlight = HighlightStyle.define([
-  { tag: [t.keyword, t.controlKeyword, t.operatorKeyword, t.definitionKeyword, t.moduleKeyword], color: 'var(--tok-keyword)' },
+  { tag: [t.keyword, t.controlKeyword, t.operatorKeyword, t.definitionKeyword, t.moduleKeyword, t.processingInstruction, t.meta], color: 'var(--tok-keyword)' },
   { tag: [t.string, t.special(t.string)], color: 'var(--tok-string)' },
   { tag: [t.number, t.bool, t.null], color: 'var(--tok-number)' },
   { tag: [t.comment, t.lineComment], color: 'var(--tok-comment)', fontStyle: 'italic' },
   { tag: [t.function(t.variableName), t.function(t.propertyName), t.definition(t.function(t.variableName))], color: 'var(--tok-function)' },
-  { tag: [t.className, t.definition(t.className)], color: 'var(--tok-class)' },
-  { tag: [t.self, t.standard(t.variableName)], color: 'var(--tok-builtin)' },
+  { tag: [t.className, t.definition(t.className), t.typeName, t.namespace], color: 'var(--tok-class)' },
+  { tag: [t.self, t.standard(t.variableName), t.atom, t.special(t.variableName)], color: 'var(--tok-builtin)' },
   { tag: [t.operator, t.punctuation, t.bracket], color: 'var(--tok-punct)' },
   { tag: t.invalid, color: 'var(--danger)' },
 ]);
@@ -59,19 +59,35 @@ const typeOverSelection = EditorView.domEventHandlers({
 });
 
 export interface EditorHandle {
+  /** Replaces the text as one undoable change (Ctrl/Cmd+Z brings the old text back). */
   setValue(text: string): void;
   focus(): void;
 }
 
 interface Props {
   initialValue: string;
+  /** A Runtime's language name (and its aliases), which picks the mode; unknown ones are plain text. */
+  language: string;
+  aliases?: readonly string[];
   onChange(value: string): void;
   onRun(): void;
 }
 
-export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialValue, onChange, onRun }, ref) {
+// What depends on the language: the grammar, the indent unit and the content's label.
+function languageExtensions(language: string, aliases: readonly string[], mode: Extension): Extension {
+  const info = languageInfo(language, aliases);
+  const indent = info?.indent ?? 4;
+  return [
+    mode,
+    indentUnit.of(indent === 0 ? '\t' : ' '.repeat(indent)),
+    EditorView.contentAttributes.of({ 'aria-label': `${info?.label ?? language} code` }),
+  ];
+}
+
+export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialValue, language, aliases = [], onChange, onRun }, ref) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
+  const lang = useRef(new Compartment());
   // The latest callbacks, so the editor (made once) never calls stale ones.
   const cb = useRef({ onChange, onRun });
   cb.current = { onChange, onRun };
@@ -100,7 +116,8 @@ export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialV
           indentOnInput(),
           bracketMatching(),
           highlightActiveLine(),
-          python(),
+          // The mode is loaded on demand (the effect below); until then, plain text.
+          lang.current.of(languageExtensions(language, aliases, [])),
           syntaxHighlighting(highlight),
           chrome,
           typeOverSelection,
@@ -118,7 +135,7 @@ export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialV
           ),
           keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
           EditorState.tabSize.of(4),
-          EditorView.contentAttributes.of({ 'aria-label': 'Python code', 'data-testid': 'code-input' }),
+          EditorView.contentAttributes.of({ 'data-testid': 'code-input' }),
           EditorView.updateListener.of((u) => {
             if (u.docChanged) cb.current.onChange(u.state.doc.toString());
           }),
@@ -133,6 +150,39 @@ export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialV
     // The editor is created once; later content comes through setValue.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
+
+  // Load the language's mode and put it in; a later language wins over a slower earlier load.
+  // data-mode on the host names the mode in place ("" while loading, "plain" for none), for
+  // tests and for styling.
+  const aliasKey = aliases.join(',');
+  useEffect(() => {
+    const v = view.current;
+    const el = host.current;
+    if (!v || !el) return;
+    let current = true;
+    const info = languageInfo(language, aliases);
+    el.dataset.mode = '';
+    const apply = (mode: Extension, name: string) => {
+      if (!current || view.current !== v) return;
+      v.dispatch({ effects: lang.current.reconfigure(languageExtensions(language, aliases, mode)) });
+      el.dataset.mode = name;
+    };
+    if (!info) {
+      apply([], 'plain');
+    } else {
+      info.mode().then(
+        (mode) => apply(mode, languageKey(language, aliases) ?? 'plain'),
+        // A chunk that failed to load (the service was redeployed with new file names, say)
+        // leaves the code editable as plain text.
+        () => apply([], 'plain'),
+      );
+    }
+    return () => {
+      current = false;
+    };
+    // aliases is compared by its contents (aliasKey), not by identity.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [language, aliasKey]);
 
   useImperativeHandle(ref, () => ({
     setValue(text: string) {

@@ -86,6 +86,41 @@ describe('Api', () => {
     expect((err as DOMException).name).toBe('AbortError');
   });
 
+  it('sends the language and version, and reads the compile step back', async () => {
+    const bodies: unknown[] = [];
+    const api = new Api(async (_url, init) => {
+      bodies.push(JSON.parse(String(init?.body)));
+      return new Response(
+        JSON.stringify({
+          output: '', exit_code: 0, reason: 'CompileError', status: 'Failed', language: 'cpp', version: '14.2.0',
+          compile: { output: "main.cpp:1:1: error: expected ';'\n", stdout: '', stderr: '', exit_code: 1, reason: 'NonZeroExit', time: 0.4, memory: 60000 },
+        }),
+        { status: 200 },
+      );
+    });
+    const r = await api.execute({ code: 'int main(', stdin: '', language: 'cpp', version: '14.2.0' });
+    expect(bodies[0]).toEqual({ code: 'int main(', stdin: '', language: 'cpp', version: '14.2.0' });
+    expect(r.reason).toBe('CompileError');
+    expect(r.compile?.exit_code).toBe(1);
+    expect(r.compile?.output).toMatch(/error: expected/);
+  });
+
+  it('lists the runtimes, and none from a service without GET /runtimes', async () => {
+    const list = [{ language: 'go', version: '1.24.4', aliases: ['golang'], display_name: 'Go 1.24.4', compiled: true, ready: true }];
+    const urls: string[] = [];
+    const api = new Api(async (url) => {
+      urls.push(url);
+      return new Response(JSON.stringify(list), { status: 200 });
+    });
+    expect(await api.runtimes()).toEqual(list);
+    expect(urls).toEqual(['/runtimes']);
+    expect(await new Api(answer(404, '{"error":"no route"}')).runtimes()).toBeNull();
+    const err = (await new Api(answer(503, '{"error":"down"}')).runtimes().catch((e: unknown) => e)) as ApiError;
+    expect(err.status).toBe(503);
+    const notList = (await new Api(answer(200, '{"runtimes":[]}')).runtimes().catch((e: unknown) => e)) as ApiError;
+    expect(notList).toBeInstanceOf(ApiError);
+  });
+
   it('rejects a 200 whose body is not JSON', async () => {
     const err = (await new Api(answer(200, 'hello')).execute(req).catch((e: unknown) => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);

@@ -2,6 +2,7 @@
 // decoded JSON answer or rejects with an ApiError whose message is fit to show to a person.
 
 import { authHeaders } from './apikey';
+import type { RuntimeInfo } from './picker';
 
 export type Reason =
   | 'Completed'
@@ -11,12 +12,34 @@ export type Reason =
   | 'MemoryLimitExceeded'
   | 'OutputLimitExceeded'
   | 'Rejected'
+  | 'CompileError'
   | 'SystemError';
 
 export interface RunRequest {
   code: string;
   stdin: string;
-  language: 'python';
+  /** A Runtime's language or alias (GET /runtimes). */
+  language: string;
+  /** An exact version or a semver range; left out, the newest. */
+  version?: string;
+}
+
+/** The compile step of a run (null or absent when nothing was compiled). */
+export interface CompileResult {
+  /** The compiler's stdout and stderr in the order written. */
+  output: string;
+  stdout: string;
+  stderr: string;
+  exit_code: number | null;
+  signal?: string;
+  /** Completed, NonZeroExit, TimeLimitExceeded, ... of the compiler. */
+  reason: string;
+  message?: string;
+  /** Wall-clock seconds. */
+  time: number;
+  cpu_time?: number;
+  /** Peak memory in KiB. */
+  memory: number;
 }
 
 export interface RunResult {
@@ -35,6 +58,11 @@ export interface RunResult {
   status?: 'Succeeded' | 'Failed';
   truncated?: boolean;
   name?: string;
+  /** The language and version that ran (the Runtime's), from a service that has Runtimes. */
+  language?: string;
+  version?: string;
+  /** The compile step, when the language compiles; with reason CompileError, the program did not run. */
+  compile?: CompileResult | null;
   /** Only from POST /submit: the saved submission, or -1 when the run failed and was not saved. */
   submission_id?: number;
 }
@@ -44,6 +72,7 @@ export interface Submission {
   code: string;
   stdin: string;
   language: string;
+  version?: string;
   output: string;
   stdout: string;
   stderr: string;
@@ -67,6 +96,7 @@ export interface Snippet {
   code: string;
   stdin: string;
   language: string;
+  version?: string;
   created_at?: string;
 }
 
@@ -200,6 +230,18 @@ export class Api {
 
   snippet(id: string): Promise<Snippet> {
     return this.request('GET', `/snippets/${encodeURIComponent(id)}`);
+  }
+
+  /** The cluster's Runtimes; null from a service that has none to list (404: older than GET /runtimes). */
+  async runtimes(): Promise<RuntimeInfo[] | null> {
+    try {
+      const list = await this.request<unknown>('GET', '/runtimes');
+      if (!Array.isArray(list)) throw new ApiError('The service sent a list of languages that is not a list.', 200);
+      return list as RuntimeInfo[];
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
   }
 }
 

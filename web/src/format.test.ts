@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { codePreview, formatMemory, formatTime, formatWhen, outcome, reasonLabel, segmentOutput } from './format';
+import { codePreview, compileOutcome, formatMemory, formatTime, formatWhen, outcome, reasonLabel, segmentOutput } from './format';
 
 describe('formatTime', () => {
   it.each([
@@ -58,6 +58,26 @@ describe('reasonLabel', () => {
     expect(reasonLabel('MemoryLimitExceeded')).toBe('Memory limit exceeded');
     expect(reasonLabel('SomethingNew')).toBe('Something New');
     expect(reasonLabel('')).toBe('Unknown');
+  });
+});
+
+describe('compileOutcome', () => {
+  it.each([
+    [{ reason: 'Completed', exit_code: 0 }, true, 'Compiled'],
+    [{ reason: 'NonZeroExit', exit_code: 1 }, false, 'Compile error (exit code 1)'],
+    [{ reason: 'TimeLimitExceeded', exit_code: null }, false, 'Compiler stopped: time limit exceeded'],
+    [{ reason: 'MemoryLimitExceeded', exit_code: null }, false, 'Compiler stopped: memory limit exceeded'],
+    [{ reason: 'Signaled', exit_code: null, signal: 'SIGSEGV' }, false, 'Compiler stopped: killed by SIGSEGV'],
+    [{ exit_code: 0 }, true, 'Compiled'],
+    [{ exit_code: 2 }, false, 'Compile error (exit code 2)'],
+  ])('%j is ok=%s, %s', (c, ok, title) => {
+    expect(compileOutcome(c)).toEqual({ ok, title });
+  });
+
+  it('names the top-level CompileError', () => {
+    expect(reasonLabel('CompileError')).toBe('Compile error');
+    expect(outcome({ status: 'Failed', reason: 'CompileError', exit_code: 0, message: 'did not compile' }).title).toBe('Failed: Compile error');
+    expect(outcome({ reason: 'CompileError', exit_code: 0 }).ok).toBe(false);
   });
 });
 

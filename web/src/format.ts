@@ -29,6 +29,7 @@ const reasonLabels: Record<string, string> = {
   MemoryLimitExceeded: 'Memory limit exceeded',
   OutputLimitExceeded: 'Output limit exceeded',
   Rejected: 'Rejected',
+  CompileError: 'Compile error',
   SystemError: 'System error',
 };
 
@@ -70,6 +71,26 @@ export function outcome(r: OutcomeInput): Outcome {
     title: ok ? 'Success' : `Failed: ${reasonLabel(r.reason)}`,
     detail: parts.join(' · '),
   };
+}
+
+export interface CompileOutcomeInput {
+  reason?: string;
+  exit_code?: number | null;
+  signal?: string;
+}
+
+/**
+ * How a compile step ended, for the compile panel: "Compiled", "Compile error" (the compiler
+ * refused the program: it exited non-zero) or "Compiler: <reason>" when it was stopped (out
+ * of time or memory, killed by a signal).
+ */
+export function compileOutcome(c: CompileOutcomeInput): { ok: boolean; title: string } {
+  if (c.reason === 'Completed' || (!c.reason && c.exit_code === 0)) return { ok: true, title: 'Compiled' };
+  if (c.reason === 'NonZeroExit' || (!c.reason && c.exit_code != null)) {
+    return { ok: false, title: c.exit_code != null ? `Compile error (exit code ${c.exit_code})` : 'Compile error' };
+  }
+  const why = c.reason === 'Signaled' && c.signal ? `killed by ${c.signal}` : reasonLabel(c.reason).toLowerCase();
+  return { ok: false, title: `Compiler stopped: ${why}` };
 }
 
 export interface Segment {
