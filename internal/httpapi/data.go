@@ -80,11 +80,14 @@ func (s *Server) submissions(c *gin.Context) *store.Store {
 	return s.opts.Store.Owned(runs.KeyID(c.Request.Context()))
 }
 
+// snippetJSON is a shared snippet as GET /snippets/:id answers it. Version is the range it
+// was shared with ("" for the newest), so the page opens it on the same runtime.
 type snippetJSON struct {
 	ID        string `json:"id"`
 	Code      string `json:"code"`
 	Stdin     string `json:"stdin"`
 	Language  string `json:"language"`
+	Version   string `json:"version"`
 	CreatedAt string `json:"created_at"`
 }
 
@@ -99,12 +102,15 @@ func (s *Server) createSnippet(c *gin.Context) {
 		s.failWith(c, apiErr)
 		return
 	}
+	// The language and version are checked as a run's are (a name a Runtime may have, a
+	// semver range), not against the Runtimes there are now: a link outlives them, and the
+	// page says so when the language it names is gone.
 	spec, apiErr := parseSource(&b)
 	if apiErr != nil {
 		s.failWith(c, apiErr)
 		return
 	}
-	sn := &store.Snippet{Code: spec.Source, Stdin: spec.Stdin, Language: string(spec.Language)}
+	sn := &store.Snippet{Code: spec.Source, Stdin: spec.Stdin, Language: string(spec.Language), Version: spec.Version}
 	if err := s.opts.Store.SaveSnippet(c.Request.Context(), sn); err != nil {
 		s.dbFailed(c, err)
 		return
@@ -131,7 +137,7 @@ func (s *Server) getSnippet(c *gin.Context) {
 		return
 	}
 	c.PureJSON(http.StatusOK, snippetJSON{
-		ID: sn.ID, Code: sn.Code, Stdin: sn.Stdin, Language: sn.Language,
+		ID: sn.ID, Code: sn.Code, Stdin: sn.Stdin, Language: sn.Language, Version: sn.Version,
 		CreatedAt: sn.CreatedAt.UTC().Format("2006-01-02T15:04:05.999999Z07:00"),
 	})
 }
