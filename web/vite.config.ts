@@ -41,7 +41,7 @@ export default defineConfig({
   server: {
     host: '127.0.0.1',
     proxy: Object.fromEntries(
-      ['/execute', '/submit', '/submissions', '/snippets', '/healthz'].map((p) => [p, api]),
+      ['/execute', '/submit', '/submissions', '/snippets', '/runtimes', '/healthz'].map((p) => [p, api]),
     ),
   },
   preview: { host: '127.0.0.1' },

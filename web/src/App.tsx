@@ -131,7 +131,18 @@ export function App() {
   const [runtimes, setRuntimes] = useState<RuntimeInfo[] | null | undefined>(undefined);
   const loadRuntimes = useCallback(async () => {
     try {
-      setRuntimes(await api.runtimes());
+      // A front service that just started answers 503 until it has listed the Runtimes:
+      // wait as it says (a few times) rather than offer Python alone.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          setRuntimes(await api.runtimes());
+          return;
+        } catch (e) {
+          const err = toError(e);
+          if (err.status !== 503 || attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(err.retryAfter ?? 2, 10) * 1000));
+        }
+      }
     } catch (e) {
       const err = toError(e);
       if (err.status === 401) setKeyAsked(true);
