@@ -114,7 +114,7 @@ func (s *Server) judge0Create(c *gin.Context) {
 		return
 	}
 	if c.Query("wait") != "true" {
-		c.PureJSON(http.StatusCreated, gin.H{"token": sub.row.Token})
+		c.PureJSON(http.StatusCreated, judge0Token{sub.row.Token})
 		return
 	}
 	// wait=true: answer the finished submission. A client that goes away leaves the run
@@ -411,7 +411,7 @@ func (s *Server) judge0BatchCreate(c *gin.Context) {
 			// queue fills.
 			return
 		}
-		out = append(out, gin.H{"token": sub.row.Token})
+		out = append(out, judge0Token{sub.row.Token})
 		valid = true
 	}
 	status := http.StatusCreated
@@ -419,6 +419,11 @@ func (s *Server) judge0BatchCreate(c *gin.Context) {
 		status = http.StatusUnprocessableEntity
 	}
 	c.PureJSON(status, out)
+}
+
+// judge0Token is the answer to a submission created without waiting.
+type judge0Token struct {
+	Token string `json:"token"`
 }
 
 // judge0Language is a language of the Judge0 API: a Runtime with a judge0LanguageID.
@@ -570,7 +575,7 @@ func (s *Server) judge0ConfigInfo(c *gin.Context) {
 		"max_cpu_extra_time":                               j0MaxCPUExtraTime,
 		"wall_time_limit":                                  lim.wallTime,
 		"max_wall_time_limit":                              lim.maxWallTime,
-		"memory_limit":                                     lim.memoryKB,
+		j0FieldMemoryLimit:                                 lim.memoryKB,
 		"max_memory_limit":                                 lim.maxMemoryKB,
 		"stack_limit":                                      j0DefaultStackLimit,
 		"max_stack_limit":                                  j0MaxStackLimit,
@@ -596,110 +601,122 @@ func (s *Server) judge0ConfigInfo(c *gin.Context) {
 	})
 }
 
-// judge0View is a submission as Judge0 shows it: the fields asked for, in that order,
-// with Judge0's types (times and limits in seconds as strings, memory in KB) and nulls;
-// text fields in base64 (Ruby's encode64) when b64 is set.
-func judge0View(row *store.Judge0Submission, fields []string, b64 bool, langs []judge0Language) orderedJSON {
-	text := func(s *string) any {
-		switch {
-		case s == nil:
-			return nil
-		case b64:
-			return encodeJudge0Base64(*s)
-		default:
-			return *s
+// judge0Column is a field of a submission as Judge0 shows it (SubmissionSerializer), with
+// Judge0's types: times and limits in seconds as strings, memory in KB, nulls for what is
+// not set. input says a client may send it (submission_params).
+type judge0Column struct {
+	name  string
+	input bool
+	get   func(v *judge0Viewer) any
+}
+
+// judge0Viewer renders one submission's columns.
+type judge0Viewer struct {
+	row   *store.Judge0Submission
+	b64   bool
+	langs []judge0Language
+}
+
+// text is a text column: null, the text, or its base64 (Ruby's encode64) when asked.
+func (v *judge0Viewer) text(s *string) any {
+	switch {
+	case s == nil:
+		return nil
+	case v.b64:
+		return encodeJudge0Base64(*s)
+	default:
+		return *s
+	}
+}
+
+func orNull[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func timestamp(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// judge0Columns are every field, in Judge0's column order: the columns but the ids, then
+// status and language as objects. "*" shows them all.
+var judge0Columns = []judge0Column{
+	{"source_code", true, func(v *judge0Viewer) any { return v.text(&v.row.SourceCode) }},
+	{"language_id", true, func(v *judge0Viewer) any { return v.row.LanguageID }},
+	{"stdin", true, func(v *judge0Viewer) any { return v.text(v.row.Stdin) }},
+	{"expected_output", true, func(v *judge0Viewer) any { return v.text(v.row.ExpectedOutput) }},
+	{"stdout", false, func(v *judge0Viewer) any { return v.text(v.row.Stdout) }},
+	{"status_id", false, func(v *judge0Viewer) any { return v.row.StatusID }},
+	{"created_at", false, func(v *judge0Viewer) any { return timestamp(&v.row.CreatedAt) }},
+	{"finished_at", false, func(v *judge0Viewer) any { return timestamp(v.row.FinishedAt) }},
+	{"time", false, func(v *judge0Viewer) any { return decimalString(v.row.Time) }},
+	{"memory", false, func(v *judge0Viewer) any { return orNull(v.row.Memory) }},
+	{"stderr", false, func(v *judge0Viewer) any { return v.text(v.row.Stderr) }},
+	{"token", false, func(v *judge0Viewer) any { return v.row.Token }},
+	{"number_of_runs", true, func(v *judge0Viewer) any { return v.row.NumberOfRuns }},
+	{"cpu_time_limit", true, func(v *judge0Viewer) any { return decimalString(&v.row.CPUTimeLimit) }},
+	{"cpu_extra_time", true, func(v *judge0Viewer) any { return decimalString(&v.row.CPUExtraTime) }},
+	{"wall_time_limit", true, func(v *judge0Viewer) any { return decimalString(&v.row.WallTimeLimit) }},
+	{j0FieldMemoryLimit, true, func(v *judge0Viewer) any { return v.row.MemoryLimit }},
+	{"stack_limit", true, func(v *judge0Viewer) any { return v.row.StackLimit }},
+	{"max_processes_and_or_threads", true, func(v *judge0Viewer) any { return v.row.MaxProcessesAndOrThreads }},
+	{"enable_per_process_and_thread_time_limit", true, func(v *judge0Viewer) any { return v.row.EnablePerProcessAndThreadTimeLimit }},
+	{"enable_per_process_and_thread_memory_limit", true, func(v *judge0Viewer) any { return v.row.EnablePerProcessAndThreadMemoryLimit }},
+	{"max_file_size", true, func(v *judge0Viewer) any { return v.row.MaxFileSize }},
+	{"compile_output", false, func(v *judge0Viewer) any { return v.text(v.row.CompileOutput) }},
+	{"exit_code", false, func(v *judge0Viewer) any { return orNull(v.row.ExitCode) }},
+	{"exit_signal", false, func(v *judge0Viewer) any { return orNull(v.row.ExitSignal) }},
+	{"message", false, func(v *judge0Viewer) any { return v.text(v.row.Message) }},
+	{"wall_time", false, func(v *judge0Viewer) any { return decimalString(v.row.WallTime) }},
+	{"compiler_options", true, func(v *judge0Viewer) any { return orNull(v.row.CompilerOptions) }},
+	{"command_line_arguments", true, func(v *judge0Viewer) any { return orNull(v.row.CommandLineArguments) }},
+	{"redirect_stderr_to_stdout", true, func(v *judge0Viewer) any { return v.row.RedirectStderrToStdout }},
+	{"callback_url", true, func(v *judge0Viewer) any { return orNull(v.row.CallbackURL) }},
+	{"additional_files", true, func(v *judge0Viewer) any { return orNull(v.row.AdditionalFiles) }},
+	{"enable_network", true, func(v *judge0Viewer) any { return v.row.EnableNetwork }},
+	{"status", false, func(v *judge0Viewer) any { return judge0StatusOf(v.row.StatusID) }},
+	{"language", false, func(v *judge0Viewer) any {
+		name := v.row.Language + " (" + v.row.Version + ")"
+		if l := findJudge0Language(v.langs, v.row.LanguageID); l != nil {
+			name = l.Name
+		}
+		return gin.H{"id": v.row.LanguageID, "name": name}
+	}},
+}
+
+var (
+	// judge0SubmissionFields are the names of judge0Columns, which ?fields= may ask for.
+	judge0SubmissionFields []string
+	// judge0InputFields are the fields a submission may send; others are ignored, as
+	// Rails' strong parameters do.
+	judge0InputFields  []string
+	judge0ColumnByName = map[string]*judge0Column{}
+)
+
+func init() {
+	for i := range judge0Columns {
+		c := &judge0Columns[i]
+		judge0SubmissionFields = append(judge0SubmissionFields, c.name)
+		judge0ColumnByName[c.name] = c
+		if c.input {
+			judge0InputFields = append(judge0InputFields, c.name)
 		}
 	}
+}
+
+// judge0View is a submission as Judge0 shows it: the fields asked for, in that order.
+func judge0View(row *store.Judge0Submission, fields []string, b64 bool, langs []judge0Language) orderedJSON {
+	v := &judge0Viewer{row: row, b64: b64, langs: langs}
 	out := make(orderedJSON, 0, len(fields))
 	for _, f := range fields {
-		var v any
-		switch f {
-		case "token":
-			v = row.Token
-		case "source_code":
-			v = text(&row.SourceCode)
-		case "language_id":
-			v = row.LanguageID
-		case "stdin":
-			v = text(row.Stdin)
-		case "expected_output":
-			v = text(row.ExpectedOutput)
-		case "stdout":
-			v = text(row.Stdout)
-		case "stderr":
-			v = text(row.Stderr)
-		case "compile_output":
-			v = text(row.CompileOutput)
-		case "message":
-			v = text(row.Message)
-		case "status_id":
-			v = row.StatusID
-		case "status":
-			v = judge0StatusOf(row.StatusID)
-		case "language":
-			name := ""
-			if l := findJudge0Language(langs, row.LanguageID); l != nil {
-				name = l.Name
-			} else {
-				name = row.Language + " (" + row.Version + ")"
-			}
-			v = gin.H{"id": row.LanguageID, "name": name}
-		case "created_at":
-			v = row.CreatedAt.UTC().Format(time.RFC3339Nano)
-		case "finished_at":
-			if row.FinishedAt != nil {
-				v = row.FinishedAt.UTC().Format(time.RFC3339Nano)
-			}
-		case "time":
-			v = decimalString(row.Time)
-		case "wall_time":
-			v = decimalString(row.WallTime)
-		case "memory":
-			if row.Memory != nil {
-				v = *row.Memory
-			}
-		case "exit_code":
-			if row.ExitCode != nil {
-				v = *row.ExitCode
-			}
-		case "exit_signal":
-			if row.ExitSignal != nil {
-				v = *row.ExitSignal
-			}
-		case "number_of_runs":
-			v = row.NumberOfRuns
-		case "cpu_time_limit":
-			v = decimalString(&row.CPUTimeLimit)
-		case "cpu_extra_time":
-			v = decimalString(&row.CPUExtraTime)
-		case "wall_time_limit":
-			v = decimalString(&row.WallTimeLimit)
-		case "memory_limit":
-			v = row.MemoryLimit
-		case "stack_limit":
-			v = row.StackLimit
-		case "max_processes_and_or_threads":
-			v = row.MaxProcessesAndOrThreads
-		case "enable_per_process_and_thread_time_limit":
-			v = row.EnablePerProcessAndThreadTimeLimit
-		case "enable_per_process_and_thread_memory_limit":
-			v = row.EnablePerProcessAndThreadMemoryLimit
-		case "max_file_size":
-			v = row.MaxFileSize
-		case "compiler_options":
-			v = row.CompilerOptions
-		case "command_line_arguments":
-			v = row.CommandLineArguments
-		case "redirect_stderr_to_stdout":
-			v = row.RedirectStderrToStdout
-		case "callback_url":
-			v = row.CallbackURL
-		case "additional_files":
-			v = row.AdditionalFiles
-		case "enable_network":
-			v = row.EnableNetwork
+		if c := judge0ColumnByName[f]; c != nil {
+			out = append(out, jsonField{f, c.get(v)})
 		}
-		out = append(out, jsonField{f, v})
 	}
 	return out
 }

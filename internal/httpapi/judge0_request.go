@@ -32,15 +32,8 @@ const (
 	j0MaxBatchSize      = 20
 )
 
-// judge0Fields are the fields the API accepts in a submission; anything else is ignored,
-// as Rails' strong parameters do.
-var judge0Fields = []string{
-	"source_code", "language_id", "compiler_options", "command_line_arguments", "number_of_runs",
-	"stdin", "expected_output", "cpu_time_limit", "cpu_extra_time", "wall_time_limit", "memory_limit",
-	"stack_limit", "max_processes_and_or_threads", "enable_per_process_and_thread_time_limit",
-	"enable_per_process_and_thread_memory_limit", "max_file_size", "redirect_stderr_to_stdout",
-	"callback_url", "additional_files", "enable_network",
-}
+// j0FieldMemoryLimit is a field name the Piston API shares (goconst counts them together).
+const j0FieldMemoryLimit = "memory_limit"
 
 // judge0Params are a submission's fields as sent: JSON values, or strings from a form or
 // the query (Judge0 takes all three, and "4" for 4).
@@ -57,7 +50,7 @@ func (e judge0Errors) add(field, format string, args ...any) {
 // content type says so) and the query's submission fields, the body winning, as in Rails.
 func judge0ParamsFromBody(body []byte, contentType string, query url.Values) (judge0Params, *apiError) {
 	p := judge0Params{}
-	for _, name := range judge0Fields {
+	for _, name := range judge0InputFields {
 		if v, ok := query[name]; ok && len(v) > 0 {
 			p[name] = mustJSONString(v[0])
 		}
@@ -257,7 +250,7 @@ func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim
 	row.CPUTimeLimit = bounded(p, errs, "cpu_time_limit", lim.cpuTime, 0, lim.maxCPUTime, false, true)
 	row.CPUExtraTime = bounded(p, errs, "cpu_extra_time", 0, 0, j0MaxCPUExtraTime, false, true)
 	row.WallTimeLimit = bounded(p, errs, "wall_time_limit", lim.wallTime, 1, lim.maxWallTime, false, true)
-	row.MemoryLimit = int64(bounded(p, errs, "memory_limit", float64(lim.memoryKB), float64(lim.minMemoryKB), float64(lim.maxMemoryKB), false, false))
+	row.MemoryLimit = int64(bounded(p, errs, j0FieldMemoryLimit, float64(lim.memoryKB), float64(lim.minMemoryKB), float64(lim.maxMemoryKB), false, false))
 	row.StackLimit = int64(bounded(p, errs, "stack_limit", j0DefaultStackLimit, 0, j0MaxStackLimit, false, false))
 	row.MaxProcessesAndOrThreads = int64(bounded(p, errs, "max_processes_and_or_threads", float64(lim.maxProcesses), 0, float64(lim.maxProcesses), true, false))
 	row.MaxFileSize = int64(bounded(p, errs, "max_file_size", float64(lim.maxFileSizeKB), 0, float64(lim.maxFileSizeKB), false, false))
@@ -452,20 +445,8 @@ func splitJudge0Arguments(s string) ([]string, error) {
 	return args, nil
 }
 
-// judge0SubmissionFields are the fields a submission can be shown with (?fields=): every
-// column but the ids, and status and language as objects (SubmissionSerializer).
-var judge0SubmissionFields = []string{
-	"source_code", "language_id", "stdin", "expected_output", "stdout", "status_id", "created_at",
-	"finished_at", "time", "memory", "stderr", "token", "number_of_runs", "cpu_time_limit",
-	"cpu_extra_time", "wall_time_limit", "memory_limit", "stack_limit", "max_processes_and_or_threads",
-	"enable_per_process_and_thread_time_limit", "enable_per_process_and_thread_memory_limit",
-	"max_file_size", "compile_output", "exit_code", "exit_signal", "message", "wall_time",
-	"compiler_options", "command_line_arguments", "redirect_stderr_to_stdout", "callback_url",
-	"additional_files", "enable_network", "status", "language",
-}
-
 // judge0DefaultFields are shown without ?fields= (Fields::Submission#default_fields).
-var judge0DefaultFields = []string{"token", "time", "memory", "stdout", "stderr", "compile_output", "message", "status"}
+var judge0DefaultFields = strings.Split("token,time,memory,stdout,stderr,compile_output,message,status", ",")
 
 // parseJudge0Fields reads ?fields=: a comma-separated list, "*" for all, empty for the
 // default; unknown names are a 400 naming them, as in Judge0.

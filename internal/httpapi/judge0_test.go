@@ -32,11 +32,11 @@ import (
 
 // Programs judge0Runner knows.
 const (
-	j0Hello        = "print('Hello, World!')"
-	j0Exit3        = "import sys; sys.exit(3)"
+	j0Hello              = "print('Hello, World!')"
+	j0Exit3              = "import sys; sys.exit(3)"
 	j0CompileErrorSource = "int main( { return 0; }"
-	j0Blocks       = "# blocks until the test releases it"
-	j0Mixed        = "# writes to stdout and stderr"
+	j0Blocks             = "# blocks until the test releases it"
+	j0Mixed              = "# writes to stdout and stderr"
 )
 
 // judge0Runner plays internal/runs.Client for the Judge0 tests, recording each call's
