@@ -108,7 +108,7 @@ func main() {
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 
 	log.Info("starting operator", "runnerImage", cfg.RunnerImage, "maxConcurrentRuns", cfg.MaxConcurrentRuns,
-		"namespaces", namespaces, "leaderElect", leaderElect)
+		"namespaces", namespaces, "leaderElect", leaderElect, "manageRuntimes", cfg.ManageRuntimes, "smokeTestNamespace", cfg.SmokeTestNamespace)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "running manager")
 		os.Exit(1)

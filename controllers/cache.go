@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,6 +47,11 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 func dropInput(annotations map[string]string) {
 	delete(annotations, execv1alpha1.AnnotationSource)
 	delete(annotations, execv1alpha1.AnnotationStdin)
+	for k := range annotations {
+		if strings.HasPrefix(k, annotationFilePrefix) {
+			delete(annotations, k)
+		}
+	}
 }
 
 // CacheOptions are the operator's cache options: only run Jobs and pods, not every Job
@@ -101,8 +107,11 @@ func TrimRun(obj any) (any, error) {
 	}
 	run.ManagedFields = nil
 	if res := run.Status.Result; res != nil {
-		run.Spec.Source, run.Spec.Stdin = "", ""
+		run.Spec.Source, run.Spec.Stdin, run.Spec.Files = "", "", nil
 		res.Output, res.Stdout, res.Stderr = "", "", ""
+		if res.Compile != nil {
+			res.Compile.Output, res.Compile.Stdout, res.Compile.Stderr = "", "", ""
+		}
 	}
 	return run, nil
 }

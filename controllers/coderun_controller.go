@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -160,12 +161,22 @@ func (r *CodeRunReconciler) reconcileRun(ctx context.Context, u *statusUpdate) (
 		u.finish(systemError("the run's Job %s was deleted before the program finished", jobKey.Name))
 		return ctrl.Result{}, nil
 	}
-	return r.admit(ctx, u, limits)
+	plan, err := r.planRun(ctx, run)
+	if rej := (*errRejected)(nil); errors.As(err, &rej) {
+		u.finish(&execv1alpha1.CodeRunResult{Reason: execv1alpha1.ReasonRejected, Message: rej.message})
+		return ctrl.Result{}, nil
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	if run.Status.Runtime == nil || *run.Status.Runtime != plan.ref {
+		run.Status.Runtime = plan.ref.DeepCopy()
+	}
+	return r.admit(ctx, u, limits, plan)
 }
 
 // admit gives the run a slot and creates its Job, or, when every slot is taken or older
 // runs wait for the free ones, queues it.
-func (r *CodeRunReconciler) admit(ctx context.Context, u *statusUpdate, limits execv1alpha1.Limits) (ctrl.Result, error) {
+func (r *CodeRunReconciler) admit(ctx context.Context, u *statusUpdate, limits execv1alpha1.Limits, plan *runPlan) (ctrl.Result, error) {
 	run := u.run
 	key := client.ObjectKeyFromObject(run)
 	uid, admitted := r.queue.admit(key, run.CreationTimestamp, preferredUID(run, r.Config), r.Config.RunUIDMin, r.Config.RunUIDCount)
@@ -180,8 +191,10 @@ func (r *CodeRunReconciler) admit(ctx context.Context, u *statusUpdate, limits e
 		u.setCondition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the run is queued")
 		return ctrl.Result{RequeueAfter: queuedRecheck}, nil
 	}
-	if r.Attacher != nil {
-		if warm, err := r.startWarm(ctx, u, limits); err != nil {
+	// A smoke test tests the Runtime's current spec in a pod of its own, not in a member
+	// that may have been built before the spec changed.
+	if r.Attacher != nil && run.Annotations[AnnotationSmokeTestOf] == "" {
+		if warm, err := r.startWarm(ctx, u, limits, plan); err != nil {
 			r.queue.release(key)
 			return ctrl.Result{}, err
 		} else if warm {
@@ -193,7 +206,7 @@ func (r *CodeRunReconciler) admit(ctx context.Context, u *statusUpdate, limits e
 		r.queue.release(key)
 		return ctrl.Result{}, err
 	}
-	job := buildJob(run, limits, cfg, uid)
+	job := buildRunJob(run, plan, limits, cfg, uid)
 	if err := ctrl.SetControllerReference(run, job, r.Scheme); err != nil {
 		r.queue.release(key)
 		return ctrl.Result{}, fmt.Errorf("owning Job: %w", err)
@@ -203,7 +216,7 @@ func (r *CodeRunReconciler) admit(ctx context.Context, u *statusUpdate, limits e
 		return ctrl.Result{}, fmt.Errorf("creating Job %s: %w", job.Name, err)
 	} else if err == nil {
 		jobsCreated.Inc()
-		logf.FromContext(ctx).Info("created Job", "job", job.Name, "uid", uid, "timeoutSeconds", *limits.TimeoutSeconds,
+		logf.FromContext(ctx).Info("created Job", "job", job.Name, "uid", uid, "runtime", plan.runtimeName(), "image", plan.image, "timeoutSeconds", *limits.TimeoutSeconds,
 			"memory", limits.Memory.String(), "cpu", limits.CPU.String())
 	}
 	run.Status.Phase = execv1alpha1.PhaseRunning
@@ -516,7 +529,14 @@ func (r *CodeRunReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReco
 	// The pool controller shares the queue, which hands out the uids of runs and members.
 	pools := &CodeRunPoolReconciler{Client: r.Client, Scheme: r.Scheme, Recorder: r.Recorder, Config: r.Config, Clock: r.Clock,
 		deliveries: r.deliveries, userns: r.userns}
-	return pools.SetupWithManager(mgr, r.queue)
+	if err := pools.SetupWithManager(mgr, r.queue); err != nil {
+		return err
+	}
+	if !r.Config.ManageRuntimes {
+		return nil
+	}
+	rts := &RuntimeReconciler{Client: r.Client, APIReader: r.APIReader, Scheme: r.Scheme, Recorder: r.Recorder, Config: r.Config, Clock: r.Clock}
+	return rts.SetupWithManager(mgr)
 }
 
 // finished reports whether run has its result.

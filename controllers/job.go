@@ -3,6 +3,7 @@ package controllers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -59,27 +60,65 @@ func preferredUID(run *execv1alpha1.CodeRun, cfg config.Config) int64 {
 	return cfg.RunUIDMin + int64(h.Sum64()%uint64(cfg.RunUIDCount))
 }
 
-// buildJob returns the locked-down Job that runs the program of run with limits (complete:
-// defaults filled in) as uid: the cold path. The program and its stdin reach the pod as
-// read-only files of a downward API volume.
+// buildJob returns the locked-down Job that runs the program of run with the operator's
+// built-in python: buildRunJob with builtinPlan.
 func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.Config, uid int64) *batchv1.Job {
+	return buildRunJob(run, builtinPlan(cfg), limits, cfg, uid)
+}
+
+// Where a cold run's input is in its pod: a downward API volume at inputDir holds the
+// program under its sourceFile name and the other files in inputFilesDir, and stdin.
+const (
+	inputFilesDir = inputDir + "/files"
+	inputStdin    = inputDir + "/stdin"
+	// annotationFilePrefix and a file's index in spec.files name the pod annotation that
+	// holds the file. By index, not by name: a file's name (up to 64 characters, maybe
+	// ending in '.') is not always a valid annotation key.
+	annotationFilePrefix = "exec.coderun.dev/file."
+)
+
+// buildRunJob returns the locked-down Job that runs the program of run under plan with
+// limits (complete: defaults filled in) as uid: the cold path. The program, its other
+// files and its stdin reach the pod as read-only files of a downward API volume.
+func buildRunJob(run *execv1alpha1.CodeRun, plan *runPlan, limits execv1alpha1.Limits, cfg config.Config, uid int64) *batchv1.Job {
 	timeout := int64(*limits.TimeoutSeconds)
 	labels := execv1alpha1.RunPodLabels()
 	labels[execv1alpha1.LabelRunUID] = string(run.UID)
+	podAnnotations := map[string]string{
+		execv1alpha1.AnnotationRun:    run.Name,
+		execv1alpha1.AnnotationSource: run.Spec.Source,
+		execv1alpha1.AnnotationStdin:  run.Spec.Stdin,
+	}
+	items := make([]corev1.DownwardAPIVolumeFile, 0, 2+len(run.Spec.Files))
+	items = append(items,
+		corev1.DownwardAPIVolumeFile{Path: "files/" + plan.sourceFile, FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationSource)}},
+		corev1.DownwardAPIVolumeFile{Path: "stdin", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationStdin)}},
+	)
+	for i, f := range run.Spec.Files {
+		key := annotationFilePrefix + strconv.Itoa(i)
+		podAnnotations[key] = f.Content
+		items = append(items, corev1.DownwardAPIVolumeFile{Path: "files/" + f.Name, FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(key)}})
+	}
+	args := []string{"--stdin=" + inputStdin}
+	if plan.builtin() {
+		// The legacy flags: python runs the program by its path, beside the other files.
+		args = append(args, "--source="+inputFilesDir+"/"+plan.sourceFile)
+		if len(run.Spec.Files) > 0 {
+			args = append(args, "--files="+inputFilesDir)
+		}
+	} else {
+		args = append(args, "--files="+inputFilesDir)
+		args = append(args, plan.commandArgs()...)
+	}
 	shape := podShape{
 		limits:     limits,
 		cpuRequest: *limits.CPU,
 		uid:        uid,
-		args: []string{
-			"--source=" + inputDir + "/main.py",
-			"--stdin=" + inputDir + "/stdin",
-		},
+		plan:       plan,
+		args:       args,
 		input: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 			DefaultMode: ptr.To[int32](0o444),
-			Items: []corev1.DownwardAPIVolumeFile{
-				{Path: "main.py", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationSource)}},
-				{Path: "stdin", FieldRef: &corev1.ObjectFieldSelector{FieldPath: annotationField(execv1alpha1.AnnotationStdin)}},
-			},
+			Items:       items,
 		}},
 		inputReadOnly: true,
 	}
@@ -92,22 +131,50 @@ func buildJob(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, cfg config.
 				execv1alpha1.AnnotationRun: run.Name,
 			},
 		},
-		// A backstop in case the runner cannot enforce its timeout.
-		Spec: lockedDownJobSpec(cfg, shape, int64(cfg.StartTimeout.Seconds())+timeout+deadlineSlack,
-			metav1.ObjectMeta{
-				Labels: labels,
-				Annotations: map[string]string{
-					execv1alpha1.AnnotationRun:    run.Name,
-					execv1alpha1.AnnotationSource: run.Spec.Source,
-					execv1alpha1.AnnotationStdin:  run.Spec.Stdin,
-				},
-			}),
+		// A backstop in case the runner cannot enforce its timeout; a compile step gets its
+		// own time on top.
+		Spec: lockedDownJobSpec(cfg, shape, int64(cfg.StartTimeout.Seconds())+timeout+plan.compileSeconds()+deadlineSlack,
+			metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations}),
 	}
 }
 
-// JobForRun returns the Job that the cold path creates for run under cfg, with run's
-// preferred uid, without an owner. It is for tools that must start the very same pod
-// shape without the operator (the scale test's plain Jobs).
+// commandArgs are the runner flags that say how a Runtime's program is compiled and run
+// (the runner's contract: JSON argument vectors, and the Runtime's environment).
+func (p *runPlan) commandArgs() []string {
+	args := []string{"--run-command=" + jsonArgv(p.runCommand)}
+	if c := p.compile; c != nil {
+		args = append(args,
+			"--compile-command="+jsonArgv(c.command),
+			"--compile-timeout="+strconv.Itoa(int(c.timeoutSeconds))+"s",
+			"--compile-memory-limit="+strconv.FormatInt(c.memory.Value(), 10),
+		)
+	}
+	for _, e := range p.env {
+		args = append(args, "--env="+e.Name+"="+e.Value)
+	}
+	return args
+}
+
+// compileSeconds is the compile step's time limit, 0 without one.
+func (p *runPlan) compileSeconds() int64 {
+	if p.compile == nil {
+		return 0
+	}
+	return int64(p.compile.timeoutSeconds)
+}
+
+func jsonArgv(argv []string) string {
+	data, err := json.Marshal(argv)
+	if err != nil {
+		panic(fmt.Sprintf("encoding an argument vector: %v", err)) // a []string always encodes
+	}
+	return string(data)
+}
+
+// JobForRun returns the Job that the cold path creates for run under cfg with the
+// operator's built-in python, with run's preferred uid, without an owner. It is for tools
+// that must start the very same pod shape without the operator (the scale test's plain
+// Jobs).
 func JobForRun(run *execv1alpha1.CodeRun, cfg config.Config) *batchv1.Job {
 	return buildJob(run, cfg.Effective(run.Spec.Limits), cfg, preferredUID(run, cfg))
 }
@@ -119,6 +186,8 @@ type podShape struct {
 	// cpuRequest is the pod's CPU request, at most limits.cpu.
 	cpuRequest resource.Quantity
 	uid        int64
+	// plan is the image, commands and sizes of the Runtime the pod runs.
+	plan *runPlan
 	// args say where the program comes from (files, or a request on stdin).
 	args []string
 	// input is the volume mounted at inputDir.
@@ -149,7 +218,8 @@ func lockedDownJobSpec(cfg config.Config, shape podShape, deadlineSeconds int64,
 	limits := shape.limits
 	timeout := int64(*limits.TimeoutSeconds)
 	programMemory := limits.Memory.Value()
-	podMemory := resource.NewQuantity(programMemory+cfg.ScratchSize.Value()+runnerMemory, resource.BinarySI)
+	plan := shape.plan
+	podMemory := resource.NewQuantity(plan.podMemory(programMemory), resource.BinarySI)
 	resourceLimits := corev1.ResourceList{
 		corev1.ResourceCPU:              limits.CPU.DeepCopy(),
 		corev1.ResourceMemory:           *podMemory,
@@ -158,13 +228,16 @@ func lockedDownJobSpec(cfg config.Config, shape podShape, deadlineSeconds int64,
 	requests := resourceLimits.DeepCopy()
 	requests[corev1.ResourceCPU] = shape.cpuRequest.DeepCopy()
 	uid := podUID(cfg, shape.uid)
-	args := append(slices.Clone(shape.args),
-		"--python="+pythonPath,
+	args := slices.Clone(shape.args)
+	if plan.builtin() {
+		args = append(args, "--python="+pythonPath)
+	}
+	args = append(args,
 		"--workdir="+scratchDir,
 		"--timeout="+strconv.FormatInt(timeout, 10)+"s",
 		"--memory-limit="+strconv.FormatInt(programMemory, 10),
 		"--output-limit="+strconv.Itoa(cfg.OutputLimitBytes),
-		"--max-processes="+strconv.Itoa(cfg.MaxProcesses),
+		"--max-processes="+strconv.Itoa(plan.maxProcesses),
 		"--max-file-size="+strconv.FormatInt(cfg.MaxFileSizeBytes, 10),
 		"--report=/dev/termination-log",
 	)
@@ -193,7 +266,7 @@ func lockedDownJobSpec(cfg config.Config, shape podShape, deadlineSeconds int64,
 		Tolerations:  cfg.Tolerations,
 		Containers: []corev1.Container{{
 			Name:            containerName,
-			Image:           cfg.RunnerImage,
+			Image:           plan.image,
 			ImagePullPolicy: cfg.ImagePullPolicy,
 			Command:         []string{runnerPath},
 			Args:            args,
@@ -226,7 +299,7 @@ func lockedDownJobSpec(cfg config.Config, shape podShape, deadlineSeconds int64,
 			// writes there counts toward the pod's memory limit.
 			{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 				Medium:    corev1.StorageMediumMemory,
-				SizeLimit: ptr.To(cfg.ScratchSize.DeepCopy()),
+				SizeLimit: ptr.To(plan.scratch.DeepCopy()),
 			}}},
 		},
 	}

@@ -126,7 +126,7 @@ func TestRunUIDInAUserNamespace(t *testing.T) {
 	run := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "ns", UID: types.UID("u-1")}, Spec: execv1alpha1.CodeRunSpec{Source: "print(1)"}}
 	ids := func(cfg config.Config, uid int64) (cold, member [2]int64) {
 		sc := buildJob(run, cfg.Effective(execv1alpha1.Limits{}), cfg, uid).Spec.Template.Spec.SecurityContext
-		msc := buildMemberJob(newPool("python", 1), cfg, uid).Spec.Template.Spec.SecurityContext
+		msc := buildMemberJob(newPool("python", 1), builtinPlan(cfg), cfg, uid).Spec.Template.Spec.SecurityContext
 		return [2]int64{*sc.RunAsUser, *sc.RunAsGroup}, [2]int64{*msc.RunAsUser, *msc.RunAsGroup}
 	}
 	cases := []struct {

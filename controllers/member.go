@@ -36,30 +36,32 @@ func maxIdleSeconds(pool *execv1alpha1.CodeRunPool) int64 {
 
 // buildMemberJob returns a new member of pool: a Job built by the same locked-down builder
 // as a cold run's, whose runner waits for one request on stdin (internal/delivery)
-// instead of reading the program from files. It runs as uid, which no other member or
-// active run has.
+// instead of reading the program from files. It runs plan's Runtime (the pool's), as uid,
+// which no other member or active run has.
 //
 // Its deadline covers the start, the longest wait and the longest run, so a member that is
 // busy with a run is never killed by it: the runner exits unused at maxIdleSeconds, and a
-// run claimed before that gets at most the pool's timeout.
+// run claimed before that gets at most the pool's timeout (and the Runtime's compile
+// time).
 //
 // It carries annotationMemberSpec, the digest of what it was built from.
-func buildMemberJob(pool *execv1alpha1.CodeRunPool, cfg config.Config, uid int64) *batchv1.Job {
-	job := memberJob(pool, cfg, uid)
-	job.Annotations = map[string]string{annotationMemberSpec: memberSpecDigest(pool, cfg)}
+func buildMemberJob(pool *execv1alpha1.CodeRunPool, plan *runPlan, cfg config.Config, uid int64) *batchv1.Job {
+	job := memberJob(pool, plan, cfg, uid)
+	job.Annotations = map[string]string{annotationMemberSpec: memberSpecDigest(pool, plan, cfg)}
 	return job
 }
 
 // annotationMemberSpec on a member Job is a digest of the Job spec built for its pool and
-// the operator's configuration (runner image, limits, runtime class...), without the
-// member's uid. An idle member whose digest is not what the pool would get now was made
-// for an older pool or operator (before a helm upgrade, say) and is replaced, so that no
-// run takes a member built on an old image or configuration.
+// the operator's configuration (runner image, limits, runtime class...) and the pool's
+// Runtime (image, commands), without the member's uid. An idle member whose digest is not
+// what the pool would get now was made for an older pool, Runtime or operator (before a
+// helm upgrade, say) and is replaced, so that no run takes a member built on an old image
+// or configuration.
 const annotationMemberSpec = "exec.coderun.dev/member-spec"
 
 // memberSpecDigest is the annotationMemberSpec of a member of pool built now.
-func memberSpecDigest(pool *execv1alpha1.CodeRunPool, cfg config.Config) string {
-	spec, err := json.Marshal(memberJob(pool, cfg, 0).Spec)
+func memberSpecDigest(pool *execv1alpha1.CodeRunPool, plan *runPlan, cfg config.Config) string {
+	spec, err := json.Marshal(memberJob(pool, plan, cfg, 0).Spec)
 	if err != nil {
 		panic(fmt.Sprintf("encoding a member's Job spec: %v", err)) // a JobSpec always encodes
 	}
@@ -68,7 +70,7 @@ func memberSpecDigest(pool *execv1alpha1.CodeRunPool, cfg config.Config) string 
 }
 
 // memberJob is buildMemberJob without the annotation.
-func memberJob(pool *execv1alpha1.CodeRunPool, cfg config.Config, uid int64) *batchv1.Job {
+func memberJob(pool *execv1alpha1.CodeRunPool, plan *runPlan, cfg config.Config, uid int64) *batchv1.Job {
 	shape := poolShape(pool, cfg)
 	cpuRequest := shape.CPU.DeepCopy()
 	if r := pool.Spec.CPURequest; r != nil && r.Cmp(cpuRequest) < 0 {
@@ -81,15 +83,21 @@ func memberJob(pool *execv1alpha1.CodeRunPool, cfg config.Config, uid int64) *ba
 	for k, v := range podLabels {
 		jobLabels[k] = v
 	}
+	args := []string{
+		"--request=stdin",
+		"--input-dir=" + inputDir,
+		"--idle-timeout=" + strconv.FormatInt(idle, 10) + "s",
+	}
+	if !plan.builtin() {
+		// The Runtime's commands; each request brings the program's files and args.
+		args = append(args, plan.commandArgs()...)
+	}
 	spec := lockedDownJobSpec(cfg, podShape{
 		limits:     shape,
 		cpuRequest: cpuRequest,
 		uid:        uid,
-		args: []string{
-			"--request=stdin",
-			"--input-dir=" + inputDir,
-			"--idle-timeout=" + strconv.FormatInt(idle, 10) + "s",
-		},
+		plan:       plan,
+		args:       args,
 		// The runner writes the program here when it arrives; the program's own /tmp
 		// starts empty.
 		input: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
@@ -97,7 +105,7 @@ func memberJob(pool *execv1alpha1.CodeRunPool, cfg config.Config, uid int64) *ba
 			SizeLimit: ptr.To(memberInputSize.DeepCopy()),
 		}},
 		stdin: true,
-	}, int64(cfg.StartTimeout.Seconds())+idle+int64(*shape.TimeoutSeconds)+deadlineSlack,
+	}, int64(cfg.StartTimeout.Seconds())+idle+int64(*shape.TimeoutSeconds)+plan.compileSeconds()+deadlineSlack,
 		metav1.ObjectMeta{Labels: podLabels})
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{

@@ -62,7 +62,7 @@ func TestPoolReplacesMembersOfAnOlderConfiguration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := memberSpecDigest(e.pool(), cfg)
+		want := memberSpecDigest(e.pool(), builtinPlan(cfg), cfg)
 		idle := 0
 		for name, job := range after {
 			if job.Labels[execv1alpha1.LabelMember] == execv1alpha1.MemberClaimed {
@@ -95,13 +95,13 @@ func TestPoolReplacesMembersOfAnOlderConfiguration(t *testing.T) {
 // one of them look out of date.
 func TestMemberSpecDigestIgnoresTheUID(t *testing.T) {
 	pool := newPool("python", 1)
-	a, b := buildMemberJob(pool, tableConfig(), 200001), buildMemberJob(pool, tableConfig(), 200002)
+	a, b := buildMemberJob(pool, builtinPlan(tableConfig()), tableConfig(), 200001), buildMemberJob(pool, builtinPlan(tableConfig()), tableConfig(), 200002)
 	if a.Annotations[annotationMemberSpec] == "" || a.Annotations[annotationMemberSpec] != b.Annotations[annotationMemberSpec] {
 		t.Errorf("digests %q and %q, want one, not empty", a.Annotations[annotationMemberSpec], b.Annotations[annotationMemberSpec])
 	}
 	cfg := tableConfig()
 	cfg.RunnerImage = "example.test/runner:other"
-	if memberSpecDigest(pool, cfg) == a.Annotations[annotationMemberSpec] {
+	if memberSpecDigest(pool, builtinPlan(cfg), cfg) == a.Annotations[annotationMemberSpec] {
 		t.Error("another runner image gives the same digest")
 	}
 }

@@ -98,16 +98,21 @@ func (r *CodeRunPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !pool.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	members, err := r.observe(ctx, pool)
+	list, err := listRuntimes(ctx, r.Client)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	plan, invalid := r.planPool(list, pool)
+	members, err := r.observe(ctx, pool, plan)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	base := pool.DeepCopy()
-	result, err := r.scale(ctx, pool, members)
+	result, err := r.scale(ctx, pool, members, plan, invalid)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.setStatus(pool, members)
+	r.setStatus(pool, members, invalid)
 	if !equality.Semantic.DeepEqual(base.Status, pool.Status) {
 		if err := r.Status().Patch(ctx, pool, client.MergeFrom(base)); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -134,7 +139,7 @@ type poolMembers struct {
 }
 
 // observe sorts the pool's member Jobs by state.
-func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.CodeRunPool) (poolMembers, error) {
+func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.CodeRunPool, plan *runPlan) (poolMembers, error) {
 	sel := client.MatchingLabels{execv1alpha1.LabelPool: pool.Name}
 	jobs := &batchv1.JobList{}
 	if err := r.List(ctx, jobs, client.InNamespace(pool.Namespace), sel); err != nil {
@@ -156,7 +161,11 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 	if err != nil {
 		return poolMembers{}, err
 	}
-	digest := memberSpecDigest(pool, cfg)
+	// Without a Runtime to run, no member fits: each is replaced (by none).
+	digest := ""
+	if plan != nil {
+		digest = memberSpecDigest(pool, plan, cfg)
+	}
 	seen := map[string]bool{}
 	for i := range jobs.Items {
 		job := &jobs.Items[i]
@@ -232,7 +241,7 @@ func (r *CodeRunPoolReconciler) observe(ctx context.Context, pool *execv1alpha1.
 }
 
 // scale removes stale and surplus members and creates missing ones, paced.
-func (r *CodeRunPoolReconciler) scale(ctx context.Context, pool *execv1alpha1.CodeRunPool, m poolMembers) (ctrl.Result, error) {
+func (r *CodeRunPoolReconciler) scale(ctx context.Context, pool *execv1alpha1.CodeRunPool, m poolMembers, plan *runPlan, invalid string) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	for _, job := range m.stale {
 		if err := r.deleteMember(ctx, job); err != nil {
@@ -242,7 +251,7 @@ func (r *CodeRunPoolReconciler) scale(ctx context.Context, pool *execv1alpha1.Co
 	if m.failed != "" {
 		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, execv1alpha1.PoolReasonMembersFailing, "Replace", "%s", m.failed)
 	}
-	want := r.wanted(pool)
+	want := wanted(pool, invalid)
 	have := len(m.idle) + m.pending
 	if have > want {
 		// Remove members that are not ready first, then the newest: the oldest ready ones
@@ -283,7 +292,7 @@ func (r *CodeRunPoolReconciler) scale(ctx context.Context, pool *execv1alpha1.Co
 	}
 	created := 0
 	for created < min(missing, maxCreatesPerPass) {
-		job, err := r.createMember(ctx, pool)
+		job, err := r.createMember(ctx, pool, plan)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -303,23 +312,45 @@ func (r *CodeRunPoolReconciler) scale(ctx context.Context, pool *execv1alpha1.Co
 }
 
 // wanted is the number of idle members pool should have: none when its shape is invalid.
-func (r *CodeRunPoolReconciler) wanted(pool *execv1alpha1.CodeRunPool) int {
-	if r.invalidShape(pool) != "" || pool.Spec.Replicas == nil {
+func wanted(pool *execv1alpha1.CodeRunPool, invalid string) int {
+	if invalid != "" || pool.Spec.Replicas == nil {
 		return 0
 	}
 	return int(*pool.Spec.Replicas)
 }
 
-// invalidShape says why pool's members cannot be built, or "".
-func (r *CodeRunPoolReconciler) invalidShape(pool *execv1alpha1.CodeRunPool) string {
-	if lang := pool.Spec.Language; lang != "" && lang != execv1alpha1.LanguagePython {
-		return fmt.Sprintf("language %q is not served; the only language is %q", lang, execv1alpha1.LanguagePython)
+// planPool returns what pool's members run, or why none can be built (its InvalidShape
+// message): no Runtime for its language and version, one that is not Ready, or a shape
+// above the operator's maxima.
+func (r *CodeRunPoolReconciler) planPool(list []execv1alpha1.Runtime, pool *execv1alpha1.CodeRunPool) (*runPlan, string) {
+	plan, err := planPool(list, pool, r.Config)
+	if err != nil {
+		return nil, err.Error()
 	}
-	return config.Exceeds(poolShape(pool, r.Config), r.Config.MaxLimits)
+	if over := config.Exceeds(poolShape(pool, r.Config), r.Config.MaxLimits); over != "" {
+		return nil, over
+	}
+	return plan, ""
+}
+
+// planPool resolves pool's language and version as a run's are: the plan its members
+// run, or an error that says why there is none.
+func planPool(list []execv1alpha1.Runtime, pool *execv1alpha1.CodeRunPool, cfg config.Config) (*runPlan, error) {
+	rt, err := selectRuntime(list, pool.Spec.Language, pool.Spec.Version)
+	if err != nil {
+		return nil, err
+	}
+	if rt == nil {
+		return builtinPlan(cfg), nil
+	}
+	if why := notReady(rt); why != "" {
+		return nil, rejected("%s", why)
+	}
+	return runtimePlan(rt, nil, nil, cfg), nil
 }
 
 // createMember creates one member Job, owned by pool, with a uid of its own.
-func (r *CodeRunPoolReconciler) createMember(ctx context.Context, pool *execv1alpha1.CodeRunPool) (*batchv1.Job, error) {
+func (r *CodeRunPoolReconciler) createMember(ctx context.Context, pool *execv1alpha1.CodeRunPool, plan *runPlan) (*batchv1.Job, error) {
 	name := memberNamePrefix(pool.Name) + utilrand.String(5)
 	key := types.NamespacedName{Namespace: pool.Namespace, Name: name}
 	h := fnv.New64a()
@@ -330,7 +361,7 @@ func (r *CodeRunPoolReconciler) createMember(ctx context.Context, pool *execv1al
 		r.queue.forgetMember(key)
 		return nil, err
 	}
-	job := buildMemberJob(pool, cfg, uid)
+	job := buildMemberJob(pool, plan, cfg, uid)
 	job.GenerateName, job.Name = "", name
 	if err := ctrl.SetControllerReference(pool, job, r.Scheme); err != nil {
 		r.queue.forgetMember(key)
@@ -359,8 +390,8 @@ func (r *CodeRunPoolReconciler) deleteMember(ctx context.Context, job *batchv1.J
 }
 
 // setStatus writes the counts and the Ready condition into pool's status.
-func (r *CodeRunPoolReconciler) setStatus(pool *execv1alpha1.CodeRunPool, m poolMembers) {
-	want := r.wanted(pool)
+func (r *CodeRunPoolReconciler) setStatus(pool *execv1alpha1.CodeRunPool, m poolMembers, invalid string) {
+	want := wanted(pool, invalid)
 	pool.Status.Replicas = int32(len(m.idle))
 	pool.Status.Ready = int32(len(m.ready))
 	pool.Status.Claimed = int32(m.claimed)
@@ -368,7 +399,7 @@ func (r *CodeRunPoolReconciler) setStatus(pool *execv1alpha1.CodeRunPool, m pool
 	pool.Status.ObservedGeneration = pool.Generation
 	cond := metav1.Condition{Type: execv1alpha1.PoolConditionReady, ObservedGeneration: pool.Generation,
 		LastTransitionTime: metav1.NewTime(r.Clock.Now())}
-	switch why := r.invalidShape(pool); {
+	switch why := invalid; {
 	case why != "":
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, execv1alpha1.PoolReasonInvalidShape, why
 	case m.failed != "":
@@ -424,7 +455,10 @@ func (r *CodeRunPoolReconciler) SetupWithManager(mgr ctrl.Manager, queue *runQue
 		Named("coderunpool").
 		For(&execv1alpha1.CodeRunPool{}).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(memberToPool)).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(memberToPool))
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(memberToPool)).
+		// A Runtime appeared, changed or became Ready: pools may resolve to another one, and
+		// members built on an old image are replaced.
+		Watches(&execv1alpha1.Runtime{}, handler.EnqueueRequestsFromMapFunc(r.allPools))
 	if r.userns != nil {
 		// Run pods' hostUsers changed: every pool replaces its idle members.
 		b = b.WatchesRawSource(source.Channel(r.userns.changed, handler.EnqueueRequestsFromMapFunc(r.allPools)))

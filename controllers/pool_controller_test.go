@@ -463,7 +463,7 @@ func TestPoolStatus(t *testing.T) {
 func TestMemberIsLockedDown(t *testing.T) {
 	cfg := tableConfig()
 	pool := newPool("python", 1)
-	job := buildMemberJob(pool, cfg, 200123)
+	job := buildMemberJob(pool, builtinPlan(cfg), cfg, 200123)
 	assertLockedDown(t, job.Spec)
 
 	js := job.Spec
@@ -505,12 +505,12 @@ func TestMemberIsLockedDown(t *testing.T) {
 		{ptr.To(resource.MustParse("2")), "1"}, // never above the limit
 	} {
 		pool.Spec.CPURequest = tc.cpuRequest
-		c := buildMemberJob(pool, cfg, 200123).Spec.Template.Spec.Containers[0]
+		c := buildMemberJob(pool, builtinPlan(cfg), cfg, 200123).Spec.Template.Spec.Containers[0]
 		if req := c.Resources.Requests[corev1.ResourceCPU]; req.String() != tc.want || c.Resources.Limits.Cpu().String() != "1" {
 			t.Errorf("cpuRequest %v: request %s limit %s, want %s and 1", tc.cpuRequest, req.String(), c.Resources.Limits.Cpu(), tc.want)
 		}
 	}
-	if name := buildMemberJob(newPool(strings.Repeat("p", 70), 1), cfg, 1).GenerateName; len(name)+5 > maxJobNameLength {
+	if name := buildMemberJob(newPool(strings.Repeat("p", 70), 1), builtinPlan(cfg), cfg, 1).GenerateName; len(name)+5 > maxJobNameLength {
 		t.Errorf("generateName %q leaves no room for a valid Job name", name)
 	}
 }

@@ -40,7 +40,11 @@ func TestPoolSchema(t *testing.T) {
 		{"replicas 0", execv1alpha1.CodeRunPoolSpec{Replicas: ptr.To[int32](0)}, ""},
 		{"negative replicas", execv1alpha1.CodeRunPoolSpec{Replicas: ptr.To[int32](-1)}, "spec.replicas: Invalid value: -1"},
 		{"too many replicas", execv1alpha1.CodeRunPoolSpec{Replicas: ptr.To[int32](1001)}, "spec.replicas: Invalid value: 1001"},
-		{"unknown language", execv1alpha1.CodeRunPoolSpec{Language: "cobol"}, `spec.language: Unsupported value: "cobol"`},
+		// Any language name passes the schema; the operator says when no Runtime offers it.
+		{"unknown language", execv1alpha1.CodeRunPoolSpec{Language: "cobol"}, ""},
+		{"language in capitals", execv1alpha1.CodeRunPoolSpec{Language: "Cobol"}, "spec.language in body should match"},
+		{"version range", execv1alpha1.CodeRunPoolSpec{Version: "~3.13"}, ""},
+		{"version too long", execv1alpha1.CodeRunPoolSpec{Version: strings.Repeat("1", 65)}, "spec.version: Too long"},
 		{"maxIdleSeconds too short", execv1alpha1.CodeRunPoolSpec{MaxIdleSeconds: ptr.To[int32](9)}, "spec.maxIdleSeconds: Invalid value: 9"},
 		{"maxIdleSeconds over a day", execv1alpha1.CodeRunPoolSpec{MaxIdleSeconds: ptr.To[int32](86401)}, "spec.maxIdleSeconds: Invalid value: 86401"},
 		{"cpuRequest too small", execv1alpha1.CodeRunPoolSpec{CPURequest: q("1m")}, "cpuRequest must be at least 10m"},

@@ -48,6 +48,8 @@ func tableConfig() config.Config {
 	cfg := config.Default()
 	cfg.MaxConcurrentRuns = 2
 	cfg.StartTimeout = metav1.Duration{Duration: time.Minute}
+	// Runtimes are cluster-wide: only the tests of the Runtime controller manage them.
+	cfg.ManageRuntimes = false
 	return cfg
 }
 
@@ -77,15 +79,20 @@ var (
 	}
 )
 
+// builtinRef is the status.runtime of a run of the operator's built-in python.
+func builtinRef() *execv1alpha1.RuntimeRef {
+	return &execv1alpha1.RuntimeRef{Language: "python", Version: builtinPythonVersion, Image: tableConfig().RunnerImage}
+}
+
 // queuedStatus is the status of a run waiting for a slot.
 func queuedStatus() execv1alpha1.CodeRunStatus {
-	return execv1alpha1.CodeRunStatus{Phase: execv1alpha1.PhaseQueued, Limits: defaultLimits.DeepCopy(), Conditions: queuedConditions}
+	return execv1alpha1.CodeRunStatus{Phase: execv1alpha1.PhaseQueued, Limits: defaultLimits.DeepCopy(), Runtime: builtinRef(), Conditions: queuedConditions}
 }
 
 // admittedStatus is the status of a run whose Job was just created: the cold path.
 func admittedStatus() execv1alpha1.CodeRunStatus {
 	return execv1alpha1.CodeRunStatus{
-		Phase: execv1alpha1.PhaseRunning, Limits: defaultLimits.DeepCopy(), JobName: "r", Path: execv1alpha1.PathCold,
+		Phase: execv1alpha1.PhaseRunning, Limits: defaultLimits.DeepCopy(), JobName: "r", Path: execv1alpha1.PathCold, Runtime: builtinRef(),
 		Conditions: []metav1.Condition{admittedCondition,
 			condition(execv1alpha1.ConditionFinished, metav1.ConditionFalse, execv1alpha1.ReasonInProgress, "the program is starting")},
 	}
@@ -236,6 +243,7 @@ func TestReconcile(t *testing.T) {
 			name:    "a Job whose creation the status never recorded",
 			run:     newRun("r", t0),
 			objects: []client.Object{jobOf(newRun("r", t0))},
+			// status.runtime is written with the Job's creation: it is lost with that write.
 			wantStatus: execv1alpha1.CodeRunStatus{
 				Phase: execv1alpha1.PhaseRunning, Limits: defaultLimits.DeepCopy(), JobName: "r", Path: execv1alpha1.PathCold,
 			},

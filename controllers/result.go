@@ -45,7 +45,52 @@ func resultFromReport(rep report.Report, oomKilled bool, limits execv1alpha1.Lim
 		res.Reason = execv1alpha1.ReasonMemoryLimitExceeded
 		res.Message = memoryMessage(limits)
 	}
+	if rep.Compile != nil {
+		res.Compile = compileResult(*rep.Compile)
+	}
+	if rep.Reason == report.CompileError {
+		// The program did not run: it has no exit code, times or memory of its own.
+		res.ExitCode, res.Signal, res.WallTime, res.CPUTime, res.PeakMemory = nil, "", nil, nil, nil
+		res.Message = compileErrorMessage(res.Compile, rep.Message)
+	}
 	return res
+}
+
+// compileResult is the compile stage of a report, in the API's terms (as the program's).
+func compileResult(st report.Stage) *execv1alpha1.CompileResult {
+	return &execv1alpha1.CompileResult{
+		Reason:          execv1alpha1.ResultReason(st.Reason),
+		Message:         st.Message,
+		ExitCode:        ptr.To(int32(st.ExitCode)),
+		Signal:          st.Signal,
+		Output:          st.Output,
+		Stdout:          st.Stdout,
+		Stderr:          st.Stderr,
+		OutputTruncated: st.StdoutTruncated || st.StderrTruncated,
+		WallTime:        millis(time.Duration(st.WallTimeMicros) * time.Microsecond),
+		CPUTime:         millis(time.Duration(st.CPUTimeMicros) * time.Microsecond),
+		PeakMemory:      kibibytes(st.PeakMemoryBytes),
+	}
+}
+
+// compileErrorMessage is a CompileError's message: how the compiler ended, and that the
+// program was not run.
+func compileErrorMessage(c *execv1alpha1.CompileResult, runnerMessage string) string {
+	if c == nil {
+		return joinSentences(runnerMessage, "the program was not run")
+	}
+	how := string(c.Reason)
+	switch {
+	case c.Signal != "":
+		how += ", " + c.Signal
+	case c.ExitCode != nil && c.Reason == execv1alpha1.ReasonNonZeroExit:
+		how += fmt.Sprintf(", exit code %d", *c.ExitCode)
+	}
+	msg := "compilation failed (" + how + ")"
+	if c.Message != "" {
+		msg += ": " + c.Message
+	}
+	return msg + "; the program was not run"
 }
 
 // reportFromTermination reads the runner's report from a terminated run container's
@@ -136,6 +181,13 @@ func fitResult(res *execv1alpha1.CodeRunResult, budget int) {
 		{&res.Stderr, &res.StderrTruncated},
 		{&res.Stdout, &res.StdoutTruncated},
 		{&res.Output, &res.OutputTruncated},
+	}
+	if c := res.Compile; c != nil {
+		// The compiler's output goes first: a program that ran says more with its own.
+		fields = append([]struct {
+			text      *string
+			truncated *bool
+		}{{&c.Stderr, &c.OutputTruncated}, {&c.Stdout, &c.OutputTruncated}, {&c.Output, &c.OutputTruncated}}, fields...)
 	}
 	for _, f := range fields {
 		over := encodedSize(res) - budget

@@ -64,6 +64,8 @@ func testConfig() config.Config {
 	cfg := config.Default()
 	cfg.MaxConcurrentRuns = 2
 	cfg.StartTimeout = metav1.Duration{Duration: time.Minute}
+	// Runtimes are cluster-wide: only the tests of the Runtime controller manage them.
+	cfg.ManageRuntimes = false
 	return cfg
 }
 

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -35,7 +36,25 @@ func TestSchemaValidation(t *testing.T) {
 		{"multibyte source over 64 KiB of bytes", execv1alpha1.CodeRunSpec{Source: strings.Repeat("€", 30000)}, "source must be at most 65536 bytes"},
 		{"empty source", execv1alpha1.CodeRunSpec{Source: ""}, "spec.source"},
 		{"stdin over 64 KiB", execv1alpha1.CodeRunSpec{Source: "input()", Stdin: strings.Repeat("€", 22000)}, "stdin must be at most 65536 bytes"},
-		{"unknown language", execv1alpha1.CodeRunSpec{Source: "1", Language: "cobol"}, `spec.language: Unsupported value: "cobol"`},
+		// Any language name passes the schema; the operator rejects one no Runtime offers.
+		{"unknown language", execv1alpha1.CodeRunSpec{Source: "1", Language: "cobol"}, ""},
+		{"language with a plus", execv1alpha1.CodeRunSpec{Source: "1", Language: "c++"}, ""},
+		{"language in capitals", execv1alpha1.CodeRunSpec{Source: "1", Language: "Python"}, "spec.language in body should match"},
+		{"language too long", execv1alpha1.CodeRunSpec{Source: "1", Language: execv1alpha1.Language(strings.Repeat("a", 33))}, "spec.language: Too long"},
+		{"version range", execv1alpha1.CodeRunSpec{Source: "1", Version: ">=3.10 <4"}, ""},
+		{"version too long", execv1alpha1.CodeRunSpec{Source: "1", Version: strings.Repeat("1", 65)}, "spec.version: Too long"},
+		{"files and args", execv1alpha1.CodeRunSpec{Source: "1", Files: []execv1alpha1.SourceFile{{Name: "util.py", Content: "x = 1"}, {Name: "data.txt"}}, Args: []string{"-v", ""}}, ""},
+		{"too many files", execv1alpha1.CodeRunSpec{Source: "1", Files: manyFiles(17, 1)}, "spec.files: Too many"},
+		{"file name with a slash", execv1alpha1.CodeRunSpec{Source: "1", Files: []execv1alpha1.SourceFile{{Name: "../etc/passwd"}}}, "spec.files[0].name in body should match"},
+		{"file name starting with a dot", execv1alpha1.CodeRunSpec{Source: "1", Files: []execv1alpha1.SourceFile{{Name: ".bashrc"}}}, "spec.files[0].name in body should match"},
+		{"file name too long", execv1alpha1.CodeRunSpec{Source: "1", Files: []execv1alpha1.SourceFile{{Name: strings.Repeat("f", 65)}}}, "spec.files[0].name: Too long"},
+		{"two files of one name", execv1alpha1.CodeRunSpec{Source: "1", Files: []execv1alpha1.SourceFile{{Name: "a.h"}, {Name: "a.h"}}}, "spec.files[1]: Duplicate value"},
+		{"source and files of exactly 64 KiB", execv1alpha1.CodeRunSpec{Source: strings.Repeat("#", 65536-16*1024), Files: manyFiles(16, 1024)}, ""},
+		{"source and files over 64 KiB", execv1alpha1.CodeRunSpec{Source: strings.Repeat("#", 65536-16*1024+1), Files: manyFiles(16, 1024)}, "source and files must be at most 65536 bytes together"},
+		{"too many args", execv1alpha1.CodeRunSpec{Source: "1", Args: make([]string, 33)}, "spec.args: Too many"},
+		{"compile limits", execv1alpha1.CodeRunSpec{Source: "1", CompileLimits: &execv1alpha1.CompileLimits{TimeoutSeconds: ptr.To[int32](30), Memory: mem("1Gi")}}, ""},
+		{"compile memory too small", execv1alpha1.CodeRunSpec{Source: "1", CompileLimits: &execv1alpha1.CompileLimits{Memory: mem("1Mi")}}, "memory must be a quantity between 16Mi and 16Gi"},
+		{"compile timeout over 600", execv1alpha1.CodeRunSpec{Source: "1", CompileLimits: &execv1alpha1.CompileLimits{TimeoutSeconds: ptr.To[int32](601)}}, "spec.compileLimits.timeoutSeconds"},
 		{"all limits", execv1alpha1.CodeRunSpec{Source: "1", Limits: execv1alpha1.Limits{TimeoutSeconds: ptr.To[int32](30), Memory: mem("512Mi"), CPU: mem("500m")}}, ""},
 		{"timeout 0", execv1alpha1.CodeRunSpec{Source: "1", Limits: execv1alpha1.Limits{TimeoutSeconds: ptr.To[int32](0)}}, "spec.limits.timeoutSeconds: Invalid value: 0"},
 		{"timeout over an hour", execv1alpha1.CodeRunSpec{Source: "1", Limits: execv1alpha1.Limits{TimeoutSeconds: ptr.To[int32](3601)}}, "spec.limits.timeoutSeconds: Invalid value: 3601"},
@@ -116,8 +135,14 @@ func TestSchemaRefusesBadManifests(t *testing.T) {
 		{"stdin over 64 KiB of bytes", "source: x\nstdin: " + strings.Repeat("€", 21846), []string{`spec.stdin: Invalid value: "€€€`, `stdin must be at most 65536 bytes`}},
 		// Strict decoding speaks first: a map where a string belongs has unknown fields.
 		{"stdin a map", "source: x\nstdin: {a: 1}", []string{`strict decoding error: unknown field "spec.stdin.a"`}},
-		{"unknown language", "source: x\nlanguage: ruby", []string{`spec.language: Unsupported value: "ruby": supported values: "python"`}},
-		{"language in capitals", "source: x\nlanguage: Python", []string{`spec.language: Unsupported value: "Python"`}},
+		{"language in capitals", "source: x\nlanguage: Python", []string{`spec.language: Invalid value: "Python": spec.language in body should match '^[a-z0-9][a-z0-9+#._-]*$'`}},
+		{"language with a space", "source: x\nlanguage: c sharp", []string{`spec.language in body should match`}},
+		{"language a number", "source: x\nlanguage: 3", []string{`spec.language in body must be of type string`}},
+		{"version a number", "source: x\nversion: 3.1", []string{`spec.version in body must be of type string`}},
+		{"files a map", "source: x\nfiles: {a.h: x}", []string{`unknown field "spec.files.a.h"`}},
+		{"file without a name", "source: x\nfiles: [{content: x}]", []string{`spec.files[0].name: Required value`}},
+		{"file name with a slash", "source: x\nfiles: [{name: a/b.h, content: x}]", []string{`spec.files[0].name: Invalid value: "a/b.h"`}},
+		{"args a string", "source: x\nargs: -v", []string{`spec.args in body must be of type array`}},
 		{"timeout a word", "source: x\nlimits: {timeoutSeconds: ten}", []string{`spec.limits.timeoutSeconds: Invalid value: "string": spec.limits.timeoutSeconds in body must be of type integer`}},
 		{"timeout a fraction", "source: x\nlimits: {timeoutSeconds: 1.5}", []string{`spec.limits.timeoutSeconds in body must be of type int32: "float64"`}},
 		{"timeout negative", "source: x\nlimits: {timeoutSeconds: -5}", []string{`spec.limits.timeoutSeconds: Invalid value: -5: spec.limits.timeoutSeconds in body should be greater than or equal to 1`}},
@@ -184,4 +209,13 @@ func expectAdmission(t *testing.T, obj client.Object, wantErr string) {
 	case wantErr != "" && !strings.Contains(err.Error(), wantErr):
 		t.Errorf("error %q does not contain %q", err, wantErr)
 	}
+}
+
+// manyFiles returns n files of size bytes each.
+func manyFiles(n, size int) []execv1alpha1.SourceFile {
+	files := make([]execv1alpha1.SourceFile, n)
+	for i := range files {
+		files[i] = execv1alpha1.SourceFile{Name: fmt.Sprintf("f%d.txt", i), Content: strings.Repeat("x", size)}
+	}
+	return files
 }

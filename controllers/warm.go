@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -324,17 +325,13 @@ func (b *boundedBuffer) Bytes() []byte {
 	return slices.Clone(b.buf.Bytes())
 }
 
-// fitsPool reports whether a run with limits (complete) can run in pool's members.
-func fitsPool(pool *execv1alpha1.CodeRunPool, run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, shape execv1alpha1.Limits) bool {
-	lang := run.Spec.Language
-	if lang == "" {
-		lang = execv1alpha1.LanguagePython
-	}
-	poolLang := pool.Spec.Language
-	if poolLang == "" {
-		poolLang = execv1alpha1.LanguagePython
-	}
-	return pool.DeletionTimestamp.IsZero() && lang == poolLang &&
+// fitsPool reports whether a run with limits (complete) that runs under plan can run in
+// the members of pool, whose members run poolPlan: the same Runtime (both the built-in
+// python, or one Runtime object by name) and a shape that holds the run. The built-in
+// python's members take the program alone (the legacy request), not other files.
+func fitsPool(pool *execv1alpha1.CodeRunPool, poolPlan, plan *runPlan, run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, shape execv1alpha1.Limits) bool {
+	return pool.DeletionTimestamp.IsZero() && poolPlan != nil && poolPlan.runtimeName() == plan.runtimeName() &&
+		(!plan.builtin() || len(run.Spec.Files) == 0) &&
 		limits.CPU.Cmp(*shape.CPU) == 0 &&
 		limits.Memory.Cmp(*shape.Memory) <= 0 &&
 		*limits.TimeoutSeconds <= *shape.TimeoutSeconds
@@ -351,17 +348,27 @@ type claimedMember struct {
 // by the member's resourceVersion: when two runs race for a member, one write fails and
 // that run tries the next member. It returns nil and the outcome for the metric when no
 // member could be taken.
-func (r *CodeRunReconciler) claim(ctx context.Context, run *execv1alpha1.CodeRun, limits execv1alpha1.Limits) (*claimedMember, string, error) {
+func (r *CodeRunReconciler) claim(ctx context.Context, run *execv1alpha1.CodeRun, limits execv1alpha1.Limits, plan *runPlan) (*claimedMember, string, error) {
 	pools := &execv1alpha1.CodeRunPoolList{}
 	if err := r.List(ctx, pools, client.InNamespace(run.Namespace)); err != nil {
 		return nil, "", fmt.Errorf("listing CodeRunPools: %w", err)
 	}
+	if len(pools.Items) == 0 {
+		return nil, claimShape, nil
+	}
+	list, err := listRuntimes(ctx, r.Client)
+	if err != nil {
+		return nil, "", err
+	}
 	var fitting []*execv1alpha1.CodeRunPool
+	poolPlans := map[string]*runPlan{}
 	for i := range pools.Items {
 		p := &pools.Items[i]
 		shape := poolShape(p, r.Config)
-		if config.Exceeds(shape, r.Config.MaxLimits) == "" && fitsPool(p, run, limits, shape) {
+		poolPlan, _ := planPool(list, p, r.Config)
+		if config.Exceeds(shape, r.Config.MaxLimits) == "" && fitsPool(p, poolPlan, plan, run, limits, shape) {
 			fitting = append(fitting, p)
+			poolPlans[p.Name] = poolPlan
 		}
 	}
 	if len(fitting) == 0 {
@@ -373,7 +380,7 @@ func (r *CodeRunReconciler) claim(ctx context.Context, run *execv1alpha1.CodeRun
 		return poolShape(a, r.Config).Memory.Cmp(*poolShape(b, r.Config).Memory)
 	})
 	for _, pool := range fitting {
-		m, err := r.claimFrom(ctx, run, pool)
+		m, err := r.claimFrom(ctx, run, pool, poolPlans[pool.Name])
 		if m != nil || err != nil {
 			return m, claimWarm, err
 		}
@@ -382,7 +389,7 @@ func (r *CodeRunReconciler) claim(ctx context.Context, run *execv1alpha1.CodeRun
 }
 
 // claimFrom tries pool's ready members, oldest first.
-func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.CodeRun, pool *execv1alpha1.CodeRunPool) (*claimedMember, error) {
+func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.CodeRun, pool *execv1alpha1.CodeRunPool, poolPlan *runPlan) (*claimedMember, error) {
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(pool.Namespace), client.MatchingLabels{execv1alpha1.LabelPool: pool.Name}); err != nil {
 		return nil, fmt.Errorf("listing the members of pool %s: %w", pool.Name, err)
@@ -410,7 +417,7 @@ func (r *CodeRunReconciler) claimFrom(ctx context.Context, run *execv1alpha1.Cod
 	if err != nil {
 		return nil, err
 	}
-	digest := memberSpecDigest(pool, cfg)
+	digest := memberSpecDigest(pool, poolPlan, cfg)
 	for _, pod := range candidates {
 		key := types.NamespacedName{Namespace: pool.Namespace, Name: jobOfPod(pod)}
 		if r.deliveries.inUse(key) {
@@ -481,9 +488,9 @@ func (r *CodeRunReconciler) claimJob(ctx context.Context, run *execv1alpha1.Code
 
 // startWarm tries to run an admitted run in a pool member. It reports whether it did;
 // when not, the run takes the cold path.
-func (r *CodeRunReconciler) startWarm(ctx context.Context, u *statusUpdate, limits execv1alpha1.Limits) (bool, error) {
+func (r *CodeRunReconciler) startWarm(ctx context.Context, u *statusUpdate, limits execv1alpha1.Limits, plan *runPlan) (bool, error) {
 	run := u.run
-	m, outcome, err := r.claim(ctx, run, limits)
+	m, outcome, err := r.claim(ctx, run, limits, plan)
 	if err != nil {
 		return false, err
 	}
@@ -494,18 +501,36 @@ func (r *CodeRunReconciler) startWarm(ctx context.Context, u *statusUpdate, limi
 	key := client.ObjectKeyFromObject(m.job)
 	r.queue.claimMember(client.ObjectKeyFromObject(run), key, memberUID(m.job))
 	logf.FromContext(ctx).V(1).Info("claimed pool member", "pool", m.pool, "job", m.job.Name, "pod", m.pod.Name)
-	r.deliveries.start(run, &session{member: key, pod: m.pod.Name, pool: m.pool, claimed: r.Clock.Now()}, requestFor(run, limits))
+	r.deliveries.start(run, &session{member: key, pod: m.pod.Name, pool: m.pool, claimed: r.Clock.Now()}, requestFor(run, plan, limits))
 	return true, nil
 }
 
-func requestFor(run *execv1alpha1.CodeRun, limits execv1alpha1.Limits) delivery.Request {
-	return delivery.Request{
+// requestFor is the request that delivers run to a member running plan's Runtime. With
+// the built-in python it is the program alone, as before Runtimes; with a Runtime, the
+// program goes among files under the Runtime's sourceFile, with the args and the compile
+// limits (the member's runner has the Runtime's commands in its own flags).
+func requestFor(run *execv1alpha1.CodeRun, plan *runPlan, limits execv1alpha1.Limits) delivery.Request {
+	req := delivery.Request{
 		Source:         run.Spec.Source,
 		Stdin:          run.Spec.Stdin,
 		TimeoutSeconds: *limits.TimeoutSeconds,
 		MemoryBytes:    limits.Memory.Value(),
 		Run:            client.ObjectKeyFromObject(run).String(),
 	}
+	if plan.builtin() {
+		return req // fitsPool keeps runs with files off the built-in python's members
+	}
+	req.Source = ""
+	req.Files = append(req.Files, delivery.File{Name: plan.sourceFile, Content: run.Spec.Source})
+	for _, f := range run.Spec.Files {
+		req.Files = append(req.Files, delivery.File{Name: f.Name, Content: f.Content})
+	}
+	req.Args = run.Spec.Args
+	if c := plan.compile; c != nil {
+		req.CompileTimeoutSeconds = c.timeoutSeconds
+		req.CompileMemoryBytes = c.memory.Value()
+	}
+	return req
 }
 
 // reconcileWarm moves a run that took a member along. It reports whether the run is on
@@ -525,8 +550,15 @@ func (r *CodeRunReconciler) reconcileWarm(ctx context.Context, u *statusUpdate, 
 		// The operator restarted after the claim. Deliver again: the runner reads one
 		// request only, so if the first delivery reached it this one is ignored and the
 		// result arrives on this stream or from the pod.
+		plan, err := r.planRun(ctx, run)
+		if rej := (*errRejected)(nil); errors.As(err, &rej) {
+			u.finish(systemError("the run's Runtime changed while it ran in member %s: %s", m.job.Name, rej.message))
+			return true, ctrl.Result{}, nil
+		} else if err != nil {
+			return true, ctrl.Result{}, err
+		}
 		s = &session{member: client.ObjectKeyFromObject(m.job), pod: m.pod.Name, pool: m.pool, claimed: r.Clock.Now(), recovered: true}
-		r.deliveries.start(run, s, requestFor(run, limits))
+		r.deliveries.start(run, s, requestFor(run, plan, limits))
 		return true, ctrl.Result{}, nil
 	}
 	done, sent, rep, streamErr := s.state()

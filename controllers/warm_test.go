@@ -46,7 +46,7 @@ func newPool(name string, replicas int32) *execv1alpha1.CodeRunPool {
 // memberJobOf is an idle member of pool named name, created at created, as the pool
 // controller makes it.
 func memberJobOf(pool *execv1alpha1.CodeRunPool, name string, uid int64, created time.Time) *batchv1.Job {
-	job := buildMemberJob(pool, tableConfig(), uid)
+	job := buildMemberJob(pool, builtinPlan(tableConfig()), tableConfig(), uid)
 	job.GenerateName, job.Name = "", name
 	job.UID = types.UID("job-uid-" + name)
 	job.CreationTimestamp = metav1.NewTime(created)
@@ -278,13 +278,18 @@ func TestFitsPool(t *testing.T) {
 			run.Spec.Language = tc.run.Language
 			run.Spec.Limits = tc.run.Limits
 			limits := cfg.Effective(run.Spec.Limits)
-			if got := fitsPool(pool, run, limits, poolShape(pool, cfg)); got != tc.wantFits {
+			poolPlan, _ := planPool(nil, pool, cfg)
+			plan, err := planRunFrom(nil, run, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fitsPool(pool, poolPlan, plan, run, limits, poolShape(pool, cfg)); got != tc.wantFits {
 				t.Errorf("fitsPool = %v, want %v", got, tc.wantFits)
 			}
 
 			// claim sees the same, with one ready member.
 			e := newWarmEnv(t, newFakeRunner(nil), nil, append([]client.Object{pool, run}, idleMember(pool, "p-aaaaa", 200001, t0.Add(-time.Minute))...)...)
-			m, outcome, err := e.r.claim(context.Background(), run, limits)
+			m, outcome, err := e.r.claim(context.Background(), run, limits, plan)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -297,7 +302,7 @@ func TestFitsPool(t *testing.T) {
 	t.Run("a deleting pool takes no runs", func(t *testing.T) {
 		pool := newPool("p", 1)
 		pool.DeletionTimestamp = &now
-		if fitsPool(pool, newRun("r", t0), cfg.Effective(execv1alpha1.Limits{}), poolShape(pool, cfg)) {
+		if fitsPool(pool, builtinPlan(cfg), builtinPlan(cfg), newRun("r", t0), cfg.Effective(execv1alpha1.Limits{}), poolShape(pool, cfg)) {
 			t.Error("a pool being deleted fits")
 		}
 	})
@@ -310,7 +315,7 @@ func TestFitsPool(t *testing.T) {
 		objects = append(objects, idleMember(big, "big-aaaaa", 200001, t0.Add(-2*time.Minute))...)
 		objects = append(objects, idleMember(small, "small-aaaaa", 200002, t0.Add(-time.Minute))...)
 		e := newWarmEnv(t, newFakeRunner(nil), nil, objects...)
-		m, _, err := e.r.claim(context.Background(), run, cfg.Effective(run.Spec.Limits))
+		m, _, err := e.r.claim(context.Background(), run, cfg.Effective(run.Spec.Limits), builtinPlan(cfg))
 		if err != nil || m == nil || m.pool != "small" {
 			t.Errorf("claimed %+v (err %v), want a member of pool small", m, err)
 		}
@@ -649,7 +654,7 @@ func TestWarm(t *testing.T) {
 				runner := newFakeRunner(nil)
 				release := make(chan struct{})
 				if sentBefore {
-					runner.startedBefore(ns, "python-aaaaa-pod", requestFor(run, defaultLimits), release)
+					runner.startedBefore(ns, "python-aaaaa-pod", requestFor(run, builtinPlan(tableConfig()), defaultLimits), release)
 				} else {
 					close(release)
 				}
@@ -685,7 +690,7 @@ func TestWarm(t *testing.T) {
 		runner := newFakeRunner(nil)
 		release := make(chan struct{})
 		close(release)
-		runner.startedBefore(ns, "python-aaaaa-pod", requestFor(run, defaultLimits), release)
+		runner.startedBefore(ns, "python-aaaaa-pod", requestFor(run, builtinPlan(tableConfig()), defaultLimits), release)
 		e := newWarmEnv(t, runner, nil, run, pool, job, memberPodOf(job, terminatedState(0, "Completed", reportMessage(helloReport()))))
 		got := e.settle("r")
 		if got.Status.Phase != execv1alpha1.PhaseSucceeded || got.Status.Path != execv1alpha1.PathWarm || got.Status.Pool != "python" ||

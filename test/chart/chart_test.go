@@ -146,6 +146,10 @@ func checkLockedDown(t *testing.T, d *appsv1.Deployment, c corev1.Container) {
 // cluster (controllers/usernamespaces.go). Everything else stays in the runs namespace.
 var clusterScoped = []string{"nodes", "runtimeclasses"}
 
+// runtimeScoped are the resources of the operator's rules that the chart grants through a
+// ClusterRole of their own, always: the cluster-scoped Runtimes it resolves runs against.
+var runtimeScoped = []string{"runtimes", "runtimes/status"}
+
 // permissions flattens rules into "group/resource verb" lines (the core group is empty),
 // sorted, so that rules grouped differently compare equal when they grant the same.
 func permissions(rules []rbacv1.PolicyRule) []string {
@@ -163,18 +167,21 @@ func permissions(rules []rbacv1.PolicyRule) []string {
 	return slices.Compact(out)
 }
 
-// splitByScope splits the lines of permissions into those on clusterScoped resources and
-// the rest.
-func splitByScope(perms []string) (namespaced, cluster []string) {
+// splitByScope splits the lines of permissions into those on clusterScoped resources, those
+// on runtimeScoped ones and the rest.
+func splitByScope(perms []string) (namespaced, cluster, runtimes []string) {
 	for _, p := range perms {
 		groupResource, _, _ := strings.Cut(p, " ")
-		if _, res, _ := strings.Cut(groupResource, "/"); slices.Contains(clusterScoped, res) {
+		switch _, res, _ := strings.Cut(groupResource, "/"); {
+		case slices.Contains(clusterScoped, res):
 			cluster = append(cluster, p)
-		} else {
+		case slices.Contains(runtimeScoped, res):
+			runtimes = append(runtimes, p)
+		default:
 			namespaced = append(namespaced, p)
 		}
 	}
-	return namespaced, cluster
+	return namespaced, cluster, runtimes
 }
 
 // TestRBAC checks least privilege: Roles, each where it applies, with exactly the rules of
@@ -186,8 +193,8 @@ func TestRBAC(t *testing.T) {
 	frontRules := typed[rbacv1.Role](t, readManifest(t, "config/runs/front_rbac.yaml"), "Role", "coderun-front").Rules
 	leRules := typed[rbacv1.Role](t, readManifest(t, "config/rbac/leader_election_role.yaml"), "Role", "leader-election").Rules
 	frontClusterRules := typed[rbacv1.ClusterRole](t, readManifest(t, "config/runs/front_rbac.yaml"), "ClusterRole", "coderun-front-runtimes").Rules
-	opNamespaced, opCluster := splitByScope(permissions(opRules))
-	if len(opCluster) == 0 {
+	opNamespaced, opCluster, opRuntimes := splitByScope(permissions(opRules))
+	if len(opCluster) == 0 || len(opRuntimes) == 0 {
 		t.Fatalf("config/rbac/role.yaml grants nothing on %v: the operator's markers changed, update clusterScoped", clusterScoped)
 	}
 
@@ -204,8 +211,8 @@ func TestRBAC(t *testing.T) {
 			if auto {
 				wantCluster = 1
 			}
-			// The front reads the cluster-scoped Runtimes, always.
-			wantCluster++
+			// The front and the operator read the cluster-scoped Runtimes, always.
+			wantCluster += 2
 			if n, nb := len(m.ofKind("ClusterRole")), len(m.ofKind("ClusterRoleBinding")); n != wantCluster || nb != wantCluster {
 				t.Errorf("%d ClusterRoles and %d ClusterRoleBindings rendered, want %d of each (hostUsers left to the cluster: %t)", n, nb, wantCluster, auto)
 			}
@@ -217,6 +224,14 @@ func TestRBAC(t *testing.T) {
 			if want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "coderun-front", Namespace: releaseNS}}; b.RoleRef.Kind != "ClusterRole" ||
 				b.RoleRef.Name != frontCR || !equality.Semantic.DeepEqual(b.Subjects, want) {
 				t.Errorf("ClusterRoleBinding %s binds %s %s to %v, want ClusterRole %s to the front's service account", frontCR, b.RoleRef.Kind, b.RoleRef.Name, b.Subjects, frontCR)
+			}
+			opRuntimesCR := "coderun-operator-runtimes-" + releaseNS
+			if got := permissions(typed[rbacv1.ClusterRole](t, m, "ClusterRole", opRuntimesCR).Rules); !slices.Equal(got, opRuntimes) {
+				t.Errorf("ClusterRole %s grants %q, want only the operator's rules on Runtimes %q", opRuntimesCR, got, opRuntimes)
+			}
+			if b := typed[rbacv1.ClusterRoleBinding](t, m, "ClusterRoleBinding", opRuntimesCR); b.RoleRef.Name != opRuntimesCR ||
+				!equality.Semantic.DeepEqual(b.Subjects, []rbacv1.Subject{{Kind: "ServiceAccount", Name: "coderun-operator", Namespace: releaseNS}}) {
+				t.Errorf("ClusterRoleBinding %s binds %s to %v, want it to the operator's service account", opRuntimesCR, b.RoleRef.Name, b.Subjects)
 			}
 			if auto {
 				name := "coderun-operator-nodes-" + releaseNS
