@@ -302,3 +302,26 @@ func TestWarmCompiledNotRun(t *testing.T) {
 
 // frame is a request frame of the given JSON, which Encode would refuse to write.
 func frame(body string) string { return fmt.Sprintf("%s %d\n%s", delivery.Magic, len(body), body) }
+
+// TestCompiledAsPod runs a compile and a program with the runner as in a pod: PID 1 of its
+// PID namespace, as the program's uid. What the compiler leaves behind is killed (and
+// reaped) before the program starts, and nothing is left at the end.
+func TestCompiledAsPod(t *testing.T) {
+	t.Parallel()
+	needGCC(t)
+	s := newSandbox(t, "")
+	// The leftover appends to "beat" every 20 ms; the program says whether it grows.
+	compile := `["sh","-c","setsid sh -c 'while :; do echo x >> beat; sleep 0.02; done' </dev/null >/dev/null 2>&1 & while [ ! -s beat ]; do sleep 0.01; done; exec gcc -o main main.c"]`
+	run := `["sh","-c","a=$(wc -c < beat); sleep 0.3; b=$(wc -c < beat); [ \"$a\" = \"$b\" ] && echo leftover dead || echo leftover alive; exec ./main \"$@\"","sh","arg"]`
+	res := runRunner(t, asPodWrapper(t, s, ""), "--files", s.filesDir(map[string]string{"main.c": helloC}),
+		"--workdir", s.workdir, "--run-command", run, "--compile-command", compile, "--env", "GREETING=Hey",
+		"--stdin", s.writeStdin("pod\n"))
+	res.check(t, report.Completed, 0)
+	if want := "leftover dead\nHey, pod\narg 1: [arg]\n"; res.report.Stdout != want {
+		t.Errorf("stdout %q, want %q (stderr %q)", res.report.Stdout, want, res.report.Stderr)
+	}
+	if c := res.report.Compile; c == nil || c.Reason != report.Completed {
+		t.Errorf("compile stage %+v", c)
+	}
+	s.checkNoProcessLeft()
+}

@@ -56,6 +56,7 @@ func (r *run) cleanUp(pipes *pipeReader, reaped <-chan struct{}) {
 		case <-reaped:
 		case <-time.After(cleanupTimeout):
 			r.logf("processes left unreaped")
+			r.unreaped = true
 		}
 	}
 }

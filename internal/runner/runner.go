@@ -98,11 +98,16 @@ func Run(ctx context.Context, cfg Config) report.Report {
 	if cfg.Compile != nil {
 		// The compiler is run like a program: every phase, the cleanup included (which
 		// kills whatever it left behind before the program starts), is the same.
-		rep := (&run{cfg: cfg.compileStep(), cleanup: cleanup, what: "compiler"}).run(ctx)
+		step := &run{cfg: cfg.compileStep(), cleanup: cleanup, what: "compiler"}
+		rep := step.run(ctx)
 		stage := report.StageOf(rep)
 		compile = &stage
 		if rep.Reason != report.Completed {
 			return compileFailed(stage)
+		}
+		if step.unreaped {
+			return report.Report{Reason: report.SystemError, Compile: compile,
+				Message: "processes the compiler left behind could not be reaped; the program was not run"}
 		}
 	}
 	rep := (&run{cfg: cfg, cleanup: cleanup, what: "program"}).run(ctx)
@@ -144,6 +149,9 @@ type run struct {
 	devNull *os.File
 	// what the step runs, "program" or "compiler", for messages.
 	what string
+	// unreaped: as PID 1, processes were left that cleanUp could not reap in time. Its
+	// reaper still waits for any child, so no other step may start.
+	unreaped bool
 }
 
 func (r *run) logf(format string, args ...any) {
