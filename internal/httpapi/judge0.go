@@ -444,10 +444,14 @@ type judge0Language struct {
 // of two with one id, the Ready one, then the higher version. Without any Runtime offering
 // python, the operator's built-in python is id 71.
 func (s *Server) judge0Languages() []judge0Language {
-	var list []execv1alpha1.Runtime
-	if s.opts.Runtimes != nil {
-		list = s.opts.Runtimes.Runtimes()
+	if s.opts.Runtimes == nil {
+		return judge0LanguagesOf(nil)
 	}
+	return judge0LanguagesOf(s.opts.Runtimes.Runtimes())
+}
+
+// judge0LanguagesOf is judge0Languages of a list of Runtimes.
+func judge0LanguagesOf(list []execv1alpha1.Runtime) []judge0Language {
 	byID := map[int32]*execv1alpha1.Runtime{}
 	python := false
 	for i := range list {
