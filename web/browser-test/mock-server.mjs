@@ -72,7 +72,7 @@ function balanced(code) {
   return stack.length === 0;
 }
 
-function fakeRun(code, rt) {
+function fakeRun(code, rt, stdin) {
   runs++;
   const name = `run-${String(runs).padStart(5, '0')}`;
   const base = { time: 0.03 + Math.random() * 0.05, cpu_time: 0.02, memory: 9000 + Math.floor(Math.random() * 2000), signal: '', truncated: false, name, language: rt.language, version: rt.version, compile: null };
@@ -89,12 +89,12 @@ function fakeRun(code, rt) {
         compile: { ...compile, output: err, stderr: err, exit_code: 1, reason: 'NonZeroExit', message: 'The compiler exited with code 1.' },
       };
     }
-    return { ...fakeProgram(code, base), compile };
+    return { ...fakeProgram(code, base, stdin), compile };
   }
-  return fakeProgram(code, base);
+  return fakeProgram(code, base, stdin);
 }
 
-function fakeProgram(code, base) {
+function fakeProgram(code, base, stdin = '') {
   if (!balanced(code)) {
     const line = code.split('\n').length;
     const stderr = `  File "/run/main.py", line ${line}\n    ${code.split('\n').at(-1)}\n    ^\nSyntaxError: '(' was never closed\n`;
@@ -103,6 +103,8 @@ function fakeProgram(code, base) {
   // print('...') and the like in other languages: println!, puts, console.log, cout << "...".
   const printed = [...code.matchAll(/(?:print|println!?|Println|puts|console\.log|System\.out\.println|cout\s*<<)\s*\(?\s*(['"])((?:\\.|(?!\1).)*)\1/g)].map((m) => m[2] + '\n');
   let stdout = printed.join('');
+  // A starter program (a greeting of a name) greets the first line of stdin, or the World.
+  if (code.includes('Hello, ') && /name/i.test(code)) stdout = `Hello, ${stdin.split('\n')[0].trim() || 'World'}!\n`;
   let output = stdout;
   let stderr = '';
   if (code.includes('# mock:stderr')) {
@@ -128,7 +130,7 @@ async function api(req, res, url) {
     if (b.code.includes('# mock:503')) return json(res, 503, { error: 'Too many runs are waiting.' }, { 'Retry-After': '7' });
     if (b.code.includes('# mock:timeout')) return json(res, 504, { error: 'The run did not finish within its time limit.', reason: 'TimeLimitExceeded' });
     await new Promise((r) => setTimeout(r, b.code.includes('# mock:slow') ? 2000 : 300));
-    const r = fakeRun(b.code, rt);
+    const r = fakeRun(b.code, rt, b.stdin ?? '');
     if (url.pathname === '/execute') return json(res, 200, r);
     let id = -1;
     if (r.exit_code === 0) {

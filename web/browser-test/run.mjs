@@ -167,10 +167,19 @@ async function offered(page, label) {
   return opts.find((o) => o.label === label)?.value ?? null;
 }
 
-/** Picks a language by its label and waits for its editor mode to be in place. */
+/** Waits until the editor's mode for language (the picker's value) is in place. */
+async function modeIn(page, language) {
+  await page.waitForFunction((l) => {
+    const el = document.querySelector('[data-testid=editor]');
+    return el?.dataset.language === l && el.dataset.mode !== '';
+  }, language);
+}
+
+/** Picks a language by its label and waits for its editor mode (mode) to be in place. */
 async function pick(page, label, mode) {
   await page.getByLabel('Language', { exact: true }).selectOption({ label });
-  await page.waitForFunction((m) => document.querySelector('[data-testid=editor]')?.dataset.mode === m, mode);
+  await modeIn(page, await page.getByLabel('Language', { exact: true }).inputValue());
+  assert.equal(await page.getByTestId('editor').getAttribute('data-mode'), mode);
 }
 
 /** Whether a word of the editor's text is highlighted as a token (coloured apart from the text). */
@@ -328,6 +337,34 @@ describe(`coderun page at ${BASE_URL}`, () => {
     await done(page);
   });
 
+  test("every language offered runs its starter, which greets stdin's first line", async (t) => {
+    const page = await newPage();
+    await open(page);
+    await pickerReady(page);
+    const langs = await page.locator('#language option').evaluateAll((os) => os.map((o) => ({ value: o.value, label: o.textContent })));
+    await page.getByLabel('Input (stdin)').fill('Ada');
+    const failed = [];
+    for (const { value, label } of langs) {
+      // The previous starter is untouched, so each pick puts the new language's starter in.
+      await page.getByLabel('Language', { exact: true }).selectOption(value);
+      await modeIn(page, value);
+      const code = await editorText(page);
+      if (!/Hello, /.test(code)) {
+        t.diagnostic(`${label}: the page has no starter for it`);
+        continue;
+      }
+      const started = Date.now();
+      const st = await runAndWait(page, () => page.getByTestId('run').click());
+      const output = await page.getByTestId('output').innerText();
+      const compile = (await page.getByTestId('compile-panel').count()) ? await page.getByTestId('compile-panel').innerText() : '';
+      t.diagnostic(`${label}: ${st} in ${Date.now() - started} ms${compile ? ` (${compile.split('\n')[0]})` : ''}`);
+      // TypeScript's and SQLite's starters greet without reading stdin.
+      if (st !== 'Succeeded' || !/Hello, (Ada|World)!/.test(output)) failed.push(`${label}: ${st}: ${output} ${compile}`.trim());
+    }
+    assert.deepEqual(failed, [], 'every starter runs and greets');
+    await done(page);
+  });
+
   test('switching language keeps code the user wrote, offers the starter (undoable), and is remembered', async (t) => {
     const page = await newPage();
     await open(page);
@@ -381,7 +418,8 @@ describe(`coderun page at ${BASE_URL}`, () => {
     await reopened.getByText('Loaded a shared Go snippet.').waitFor();
     await pickerReady(reopened);
     assert.equal(await reopened.locator('#language option:checked').textContent(), 'Go');
-    await reopened.waitForFunction(() => document.querySelector('[data-testid=editor]')?.dataset.mode === 'go');
+    await modeIn(reopened, await reopened.getByLabel('Language', { exact: true }).inputValue());
+    assert.equal(await reopened.getByTestId('editor').getAttribute('data-mode'), 'go');
     assert.equal(await editorText(reopened), code);
     assert.equal(await reopened.getByLabel('Input (stdin)').inputValue(), `go ${token}`);
     assert.ok(await highlighted(reopened, 'func'), 'the Go mode highlights the keyword func');

@@ -9,7 +9,7 @@ import {
   keymap,
   lineNumbers,
 } from '@codemirror/view';
-import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
+import { defaultKeymap, history, historyKeymap, indentWithTab, isolateHistory } from '@codemirror/commands';
 import { HighlightStyle, bracketMatching, indentOnInput, indentUnit, syntaxHighlighting } from '@codemirror/language';
 import { tags as t } from '@lezer/highlight';
 import { languageInfo, languageKey } from './languages';
@@ -152,8 +152,8 @@ export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialV
   }, []);
 
   // Load the language's mode and put it in; a later language wins over a slower earlier load.
-  // data-mode on the host names the mode in place ("" while loading, "plain" for none), for
-  // tests and for styling.
+  // data-mode on the host names the mode in place ("" while loading, "plain" for none) and
+  // data-language the language it was put in for: tests wait for them.
   const aliasKey = aliases.join(',');
   useEffect(() => {
     const v = view.current;
@@ -166,6 +166,7 @@ export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialV
       if (!current || view.current !== v) return;
       v.dispatch({ effects: lang.current.reconfigure(languageExtensions(language, aliases, mode)) });
       el.dataset.mode = name;
+      el.dataset.language = language;
     };
     if (!info) {
       apply([], 'plain');
@@ -188,7 +189,8 @@ export const Editor = forwardRef<EditorHandle, Props>(function Editor({ initialV
     setValue(text: string) {
       const v = view.current;
       if (!v) return;
-      v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: text } });
+      // Its own undo step, never merged with typing just before or after it.
+      v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: text }, annotations: isolateHistory.of('full') });
     },
     focus() {
       view.current?.focus();
