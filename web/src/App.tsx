@@ -52,6 +52,8 @@ function submissionAsResult(s: Submission): RunResult {
     name: s.name,
     language: s.language,
     version: s.version,
+    // A saved submission compiled (it ran); only the compiler's words are kept.
+    compile: s.compile_output ? { output: s.compile_output, stdout: '', stderr: '', exit_code: 0, reason: 'Completed' } : null,
   };
 }
 
@@ -812,9 +814,11 @@ function CompilePanel({ c }: { c: CompileResult }) {
       <h3 id="compile-heading" className="compile-title">
         <span aria-hidden="true">{co.ok ? '✓ ' : '✗ '}</span>
         {co.title}
-        <span className="compile-stats">
-          {formatTime(c.time)} · {formatMemory(c.memory)}
-        </span>
+        {c.time != null && (
+          <span className="compile-stats">
+            {formatTime(c.time)} · {formatMemory(c.memory)}
+          </span>
+        )}
       </h3>
       {/* The message says what the compiler's own words do not (a limit it hit). */}
       {!co.ok && c.message && text === '' && <p className="compile-message">{c.message}</p>}

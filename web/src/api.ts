@@ -35,11 +35,11 @@ export interface CompileResult {
   /** Completed, NonZeroExit, TimeLimitExceeded, ... of the compiler. */
   reason: string;
   message?: string;
-  /** Wall-clock seconds. */
-  time: number;
+  /** Wall-clock seconds (absent on a saved submission, which keeps only the output). */
+  time?: number;
   cpu_time?: number;
-  /** Peak memory in KiB. */
-  memory: number;
+  /** Peak memory in KiB (absent on a saved submission). */
+  memory?: number;
 }
 
 export interface RunResult {
@@ -82,6 +82,8 @@ export interface Submission {
   reason: string;
   name: string;
   created_at: string;
+  /** What the compiler wrote ("" when nothing was compiled, or it wrote nothing). */
+  compile_output?: string;
 }
 
 export interface SubmissionPage {
