@@ -65,14 +65,14 @@ func (a judge0Answer) statusID() int {
 }
 
 // judge0Submit posts one submission to the front's Judge0 API, with wait=true or not.
-func judge0Submit(ctx context.Context, t *testing.T, wait bool, sub map[string]any) judge0Answer {
+func judge0Submit(ctx context.Context, t *testing.T, waitResult bool, sub map[string]any) judge0Answer {
 	t.Helper()
 	body, err := json.Marshal(sub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ans judge0Answer
-	status := call(ctx, t, frontURL(t), http.MethodPost, fmt.Sprintf("/judge0/submissions?wait=%t&fields=%s", wait, judge0Fields), string(body), &ans)
+	status := call(ctx, t, frontURL(t), http.MethodPost, fmt.Sprintf("/judge0/submissions?wait=%t&fields=%s", waitResult, judge0Fields), string(body), &ans)
 	if status != http.StatusCreated {
 		t.Fatalf("POST /judge0/submissions (language %v): %d %+v", sub["language_id"], status, ans)
 	}
