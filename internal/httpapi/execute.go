@@ -124,25 +124,53 @@ func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runRespons
 		s.failWith(c, apiErr)
 		return execv1alpha1.CodeRunSpec{}, runResponse{}, false
 	}
+	resp, _, failure := s.runSpec(c, req.Spec, key)
+	if failure != nil {
+		if failure.boundExceeded != nil {
+			// The answer a run has when it outlived its bound, with the error beside it.
+			failure.boundExceeded.Error = failure.Message
+			c.AbortWithStatusJSON(failure.Status, failure.boundExceeded)
+		} else {
+			s.failWith(c, &failure.apiError)
+		}
+		return req.Spec, runResponse{}, false
+	}
+	return req.Spec, resp, true
+}
 
+// runFailure is why a run has no answer: an HTTP status and a sentence, with the headers
+// already set (Retry-After). boundExceeded is the answer of a run that outlived its bound
+// (504), for the APIs that show it.
+type runFailure struct {
+	apiError
+	boundExceeded *runResponse
+}
+
+// runSpec runs spec for the request c, through the back-pressure of MaxPending, and
+// returns its answer and CodeRun, or why there is none. key is the request's
+// Idempotency-Key ("" for none). Every API that runs programs (the native one, Piston's)
+// goes through it, so they share the limits, the metrics and the meaning of each error.
+func (s *Server) runSpec(c *gin.Context, spec execv1alpha1.CodeRunSpec, key string) (runResponse, *execv1alpha1.CodeRun, *runFailure) {
+	fail := func(status int, message string) *runFailure {
+		return &runFailure{apiError: apiError{Status: status, Message: message}}
+	}
 	select {
 	case s.pending <- struct{}{}:
 		defer func() { <-s.pending }()
 	default:
 		s.metrics.runsRefused.Inc()
 		c.Header("Retry-After", retryAfterSeconds)
-		s.fail(c, http.StatusServiceUnavailable, fmt.Sprintf("too many runs in progress (%d); try again in a few seconds", cap(s.pending)))
-		return req.Spec, runResponse{}, false
+		return runResponse{}, nil, fail(http.StatusServiceUnavailable, fmt.Sprintf("too many runs in progress (%d); try again in a few seconds", cap(s.pending)))
 	}
 	s.metrics.runsInFlight.Inc()
 	defer s.metrics.runsInFlight.Dec()
 
-	bound := s.bound(req.Spec.Limits)
+	bound := s.bound(spec.Limits)
 	ctx := runs.WithRequestID(c.Request.Context(), c.GetString(requestIDKey))
 	if key != "" {
 		ctx = runs.WithIdempotencyKey(ctx, key)
 	}
-	run, err := s.opts.Runs.Run(ctx, req.Spec, bound)
+	run, err := s.opts.Runs.Run(ctx, spec, bound)
 	if run != nil {
 		c.Set(runNameKey, run.Name)
 	}
@@ -150,24 +178,25 @@ func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runRespons
 	case err == nil:
 		resp := responseFor(run)
 		s.countRun(c, resp.Reason)
-		return req.Spec, resp, true
+		return resp, run, nil
 
 	case errors.Is(err, runs.ErrBoundExceeded):
 		s.countRun(c, outcomeBoundExceeded)
 		msg := fmt.Sprintf("the run had no result after %s (queue wait %s + start timeout %s + run timeout + %s); it was cancelled",
 			bound, s.opts.QueueWait, s.opts.Config.StartTimeout.Duration, s.opts.Slack)
 		resp := failedResponse(run, execv1alpha1.ReasonTimeLimitExceeded, msg)
-		resp.Error = msg
-		c.AbortWithStatusJSON(http.StatusGatewayTimeout, resp)
+		f := fail(http.StatusGatewayTimeout, msg)
+		f.boundExceeded = &resp
+		return runResponse{}, run, f
 
 	case errors.Is(err, runs.ErrDeleted):
 		resp := failedResponse(run, execv1alpha1.ReasonSystemError, "the CodeRun "+run.Name+" was deleted before it finished")
 		s.countRun(c, resp.Reason)
-		return req.Spec, resp, true
+		return resp, run, nil
 
 	case errors.Is(err, runs.ErrKeyReused):
 		s.countRun(c, outcomeError)
-		s.fail(c, http.StatusUnprocessableEntity, "the "+IdempotencyKeyHeader+" was already used for another program, stdin or limits; "+
+		return runResponse{}, run, fail(http.StatusUnprocessableEntity, "the "+IdempotencyKeyHeader+" was already used for another program, stdin or limits; "+
 			"send a new key for a new request")
 
 	case c.Request.Context().Err() != nil && key != "" && run != nil:
@@ -175,25 +204,24 @@ func (s *Server) runOrFail(c *gin.Context) (execv1alpha1.CodeRunSpec, runRespons
 		// before the CodeRun was created, run is nil: nothing runs, as without a key.)
 		s.countRun(c, outcomeCancelled)
 		c.Header("Retry-After", "1")
-		s.fail(c, http.StatusServiceUnavailable, "the request was cancelled before the run finished; its CodeRun "+run.Name+
+		return runResponse{}, run, fail(http.StatusServiceUnavailable, "the request was cancelled before the run finished; its CodeRun "+run.Name+
 			" runs on: retry with the same "+IdempotencyKeyHeader+" for its result")
 
 	case c.Request.Context().Err() != nil:
 		// The client went away (or the service is stopping); the CodeRun is deleted.
 		s.countRun(c, outcomeCancelled)
-		s.fail(c, http.StatusServiceUnavailable, "the request was cancelled before the run finished; its CodeRun was deleted")
+		return runResponse{}, run, fail(http.StatusServiceUnavailable, "the request was cancelled before the run finished; its CodeRun was deleted")
 
 	case apierrors.IsInvalid(err):
 		s.countRun(c, outcomeError)
-		s.fail(c, http.StatusUnprocessableEntity, "the Kubernetes API refused the run: "+apiStatusMessage(err))
+		return runResponse{}, run, fail(http.StatusUnprocessableEntity, "the Kubernetes API refused the run: "+apiStatusMessage(err))
 
 	default:
 		s.countRun(c, outcomeError)
 		_ = c.Error(err)
 		c.Header("Retry-After", retryAfterSeconds)
-		s.fail(c, http.StatusServiceUnavailable, "could not start the run: the Kubernetes API is unavailable or refused it; try again shortly")
+		return runResponse{}, run, fail(http.StatusServiceUnavailable, "could not start the run: the Kubernetes API is unavailable or refused it; try again shortly")
 	}
-	return req.Spec, runResponse{}, false
 }
 
 func (s *Server) countRun(c *gin.Context, reason string) {

@@ -29,7 +29,7 @@ func TestTooLargeIsReadable(t *testing.T) {
 		{"Content-Length", "/execute", "", false, 413, "the request body is 8388620 bytes; at most 262144 bytes are allowed"},
 		{"chunked", "/submit", "", true, 413, "the request body is over the limit of 262144 bytes"},
 		{"snippet", "/snippets", "", false, 413, "at most 262144 bytes"},
-		{"unknown route", "/api/v2/execute", "", false, 404, "no such route: POST /api/v2/execute"},
+		{"unknown route", "/api/v1/execute", "", false, 404, "no such route: POST /api/v1/execute"},
 		{"GET with a body", "/submissions/1", "", false, 404, "no submission has id 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
