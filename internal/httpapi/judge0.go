@@ -571,7 +571,7 @@ func (s *Server) judge0ConfigInfo(c *gin.Context) {
 		"enable_callbacks":                                 false,
 		"callbacks_max_tries":                              0,
 		"callbacks_timeout":                                0.0,
-		"enable_additional_files":                          false,
+		"enable_additional_files":                          true,
 		"max_queue_size":                                   cap(s.pending),
 		"cpu_time_limit":                                   lim.cpuTime,
 		"max_cpu_time_limit":                               lim.maxCPUTime,

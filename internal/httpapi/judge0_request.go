@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,7 +275,7 @@ func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim
 		errs.add("callback_url", "setting callback is not allowed")
 	}
 	if s := p.text("additional_files", errs); s != nil && strings.TrimSpace(*s) != "" {
-		errs.add("additional_files", "setting additional files is not allowed")
+		row.AdditionalFiles = s
 	}
 
 	var args []string
@@ -288,6 +291,13 @@ func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim
 				errs.add("command_line_arguments", "has %d arguments; at most %d are allowed", len(args), execv1alpha1.MaxArgs)
 			}
 			row.CommandLineArguments = s
+		}
+	}
+	var files []execv1alpha1.SourceFile
+	if row.AdditionalFiles != nil && lang != nil && source != nil {
+		var err error
+		if files, err = unzipJudge0Files(*row.AdditionalFiles, lang.SourceFile, len(*source)); err != nil {
+			errs.add("additional_files", "%s", err.Error())
 		}
 	}
 	if len(errs) > 0 {
@@ -307,6 +317,7 @@ func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim
 		Version:  lang.version,
 		Source:   row.SourceCode,
 		Stdin:    ptr.Deref(row.Stdin, ""),
+		Files:    files,
 		Args:     args,
 		Limits: execv1alpha1.Limits{
 			TimeoutSeconds: &timeout,
@@ -315,6 +326,64 @@ func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim
 	}
 	row.Language, row.Version = lang.language, lang.version
 	return &judge0Submission{row: row, spec: spec}, nil
+}
+
+// sourceFileName is what a CodeRun's spec.files names may be (api/v1alpha1 SourceFile).
+var sourceFileName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$`)
+
+// unzipJudge0Files turns additional_files (base64 of a .zip, whatever base64_encoded
+// says, as in Judge0) into the CodeRun's files beside the program: the zip's files at its
+// top level, as Judge0 extracts it into the program's folder. A file named like the
+// program is skipped (Judge0 unzips with -n, never overwriting it). What a CodeRun cannot
+// hold is refused with a sentence: folders, names it does not allow, more than
+// execv1alpha1.MaxFiles files, text that is not UTF-8, or more than the 64 KiB that source
+// and files share.
+func unzipJudge0Files(b64, sourceFile string, sourceBytes int) ([]execv1alpha1.SourceFile, error) {
+	raw, err := decodeJudge0Base64(b64)
+	if err != nil {
+		return nil, fmt.Errorf("is not valid base64: %w", err)
+	}
+	zr, err := zip.NewReader(strings.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("is not a zip archive: %w", err)
+	}
+	budget := int64(execv1alpha1.MaxSourceBytes - sourceBytes)
+	var files []execv1alpha1.SourceFile
+	for _, f := range zr.File {
+		name := f.Name
+		switch {
+		case f.FileInfo().IsDir() && !strings.Contains(strings.TrimSuffix(name, "/"), "/"):
+			continue // a top-level folder entry holds nothing itself; its files are refused below
+		case strings.ContainsAny(name, "/\\"):
+			return nil, fmt.Errorf("holds %q in a folder; only files at the top level of the zip are supported", echo(name, echoLimit))
+		case !f.Mode().IsRegular():
+			return nil, fmt.Errorf("holds %q, which is not a regular file", echo(name, echoLimit))
+		case !sourceFileName.MatchString(name):
+			return nil, fmt.Errorf("holds a file named %q; names must be letters, digits, '.', '_' and '-' (at most 64), not starting with '.' or '-'", echo(name, echoLimit))
+		case name == sourceFile:
+			continue // the program's own file stays, as unzip -n leaves it
+		case len(files) == execv1alpha1.MaxFiles:
+			return nil, fmt.Errorf("holds more than %d files", execv1alpha1.MaxFiles)
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil, fmt.Errorf("cannot be read at %q: %w", echo(name, echoLimit), err)
+		}
+		// Read at most what is left of the budget, whatever the header claims.
+		content, err := io.ReadAll(io.LimitReader(rc, budget+1))
+		_ = rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("cannot be read at %q: %w", echo(name, echoLimit), err)
+		}
+		if budget -= int64(len(content)); budget < 0 {
+			return nil, fmt.Errorf("holds more than source_code and files may hold together: %d bytes", execv1alpha1.MaxSourceBytes)
+		}
+		if !utf8.Valid(content) || bytes.IndexByte(content, 0) >= 0 {
+			return nil, fmt.Errorf("holds %q, which is not UTF-8 text (files beside the program are text)", echo(name, echoLimit))
+		}
+		files = append(files, execv1alpha1.SourceFile{Name: name, Content: string(content)})
+	}
+	return files, nil
 }
 
 // decodeJudge0Text reads a text field, decoding it from base64 when b64 is set.

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -391,9 +393,9 @@ func TestJudge0Refusals(t *testing.T) {
 		{"objects", map[string]any{"source_code": map[string]any{}, "language_id": 71, "stdin": []int{1}},
 			`{"source_code":["is invalid"],"stdin":["is invalid"]}`},
 		{"switched off", map[string]any{"source_code": "x", "language_id": 71, "enable_network": true, "compiler_options": "-O3",
-			"callback_url": "http://10.0.0.1/hook", "additional_files": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="},
+			"callback_url": "http://10.0.0.1/hook"},
 			`{"enable_network":["enabling network is not allowed"],"compiler_options":["setting compiler options is not allowed"],
-			  "callback_url":["setting callback is not allowed"],"additional_files":["setting additional files is not allowed"]}`},
+			  "callback_url":["setting callback is not allowed"]}`},
 		{"arguments", map[string]any{"source_code": "x", "language_id": 71, "command_line_arguments": `"open`},
 			`{"command_line_arguments":["has an unclosed \" quote"]}`},
 		{"long arguments", map[string]any{"source_code": "x", "language_id": 71, "command_line_arguments": strings.Repeat("a", 513)},
@@ -598,7 +600,7 @@ func TestJudge0StatusesAboutConfig(t *testing.T) {
 	for k, want := range map[string]any{
 		"cpu_time_limit": 10.0, "max_cpu_time_limit": 60.0, "wall_time_limit": 10.0, "max_wall_time_limit": 60.0,
 		"memory_limit": 262144.0, "max_memory_limit": 1048576.0, "enable_wait_result": true, "enable_callbacks": false,
-		"enable_compiler_options": false, "enable_additional_files": false, "allow_enable_network": false,
+		"enable_compiler_options": false, "enable_additional_files": true, "allow_enable_network": false,
 		"max_submission_batch_size": 20.0, "max_queue_size": float64(DefaultMaxPending), "enable_batched_submissions": true,
 		"max_processes_and_or_threads": 64.0, "max_file_size": 16384.0,
 	} {
@@ -658,4 +660,56 @@ func TestJudge0Auth(t *testing.T) {
 	}
 	wantJSON(t, "bob's batch", f.do(t, http.MethodGet, "/judge0/submissions/batch?fields=status_id&tokens="+token, "", "X-Auth-Token", bob.key),
 		http.StatusOK, `{"submissions":[null]}`)
+}
+
+// zipOf is a zip archive of files (name, content pairs), in base64.
+func zipOf(t *testing.T, files ...string) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	for i := 0; i < len(files); i += 2 {
+		w, err := zw.Create(files[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(files[i+1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+// TestJudge0AdditionalFiles: the zip's files are the CodeRun's files beside the program
+// (always base64, whatever base64_encoded says); the program's own file is not
+// overwritten; what a CodeRun cannot hold is a 422 naming additional_files.
+func TestJudge0AdditionalFiles(t *testing.T) {
+	f := newJudge0Fixture(t, nil)
+	files := zipOf(t, "helper.py", "X = 42\n", "data.txt", "a,b\n", "main.py", "print('overwritten')", "lib/", "")
+	a := f.post(t, "/judge0/submissions?wait=true&base64_encoded=true&fields=status_id,additional_files", map[string]any{
+		"source_code": base64.StdEncoding.EncodeToString([]byte(j0Hello)), "language_id": 71, "additional_files": files})
+	wantJSON(t, "with files", a, http.StatusCreated, mustJSON(map[string]any{"status_id": 3, "additional_files": files}))
+	want := []execv1alpha1.SourceFile{{Name: "helper.py", Content: "X = 42\n"}, {Name: "data.txt", Content: "a,b\n"}}
+	if got := f.runner.calls()[0].spec; !reflect.DeepEqual(got.Files, want) || got.Source != j0Hello {
+		t.Errorf("ran source %q with files %+v; want the program and %+v", got.Source, got.Files, want)
+	}
+
+	many := make([]string, 0, 34)
+	for i := range 17 {
+		many = append(many, fmt.Sprintf("f%d.txt", i), "x")
+	}
+	for _, tc := range []struct{ name, files, want string }{
+		{"not base64", "%%%", "is not valid base64: illegal base64 data at input byte 0"},
+		{"not a zip", base64.StdEncoding.EncodeToString([]byte("hello")), "is not a zip archive: zip: not a valid zip file"},
+		{"a folder", zipOf(t, "lib/helper.py", "x"), `holds "lib/helper.py" in a folder; only files at the top level of the zip are supported`},
+		{"a bad name", zipOf(t, ".hidden", "x"), `holds a file named ".hidden"; names must be letters, digits, '.', '_' and '-' (at most 64), not starting with '.' or '-'`},
+		{"too many", zipOf(t, many...), "holds more than 16 files"},
+		{"too big", zipOf(t, "big.txt", strings.Repeat("x", 65536)), "holds more than source_code and files may hold together: 65536 bytes"},
+		{"binary", zipOf(t, "blob.bin", "\x00\xff"), `holds "blob.bin", which is not UTF-8 text (files beside the program are text)`},
+	} {
+		a := f.post(t, "/judge0/submissions", map[string]any{"source_code": j0Hello, "language_id": 71, "additional_files": tc.files})
+		wantJSON(t, tc.name, a, http.StatusUnprocessableEntity, mustJSON(map[string]any{"additional_files": []string{tc.want}}))
+	}
 }
