@@ -155,7 +155,7 @@ fuzz: ## Run each fuzz target (report parser, termination message, HTTP request 
 	$(GO) test ./internal/httpapi -run '^$$' -fuzz FuzzParseRunRequest -fuzztime $${FUZZTIME:-30s}
 	@# The API's other parsers, through its handlers (internal/httpapi/fuzz_test.go); one
 	@# target per run, so each name is anchored.
-	for t in FuzzSnippetRequest FuzzSubmissionsQuery FuzzPathID FuzzRequestID FuzzRequest FuzzIdempotencyKey FuzzJudge0Submission; do \
+	for t in FuzzSnippetRequest FuzzSubmissionsQuery FuzzPathID FuzzRequestID FuzzRequest FuzzIdempotencyKey FuzzJudge0Submission FuzzPistonExecute; do \
 		$(GO) test ./internal/httpapi -run '^$$' -fuzz "^$$t\$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
 	done
 	@# API keys: the key file and the Authorization / X-Auth-Token headers (internal/auth).
