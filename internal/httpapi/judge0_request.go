@@ -229,25 +229,9 @@ func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim
 		checkText(errs, "expected_output", *row.ExpectedOutput, execv1alpha1.MaxStdinBytes)
 	}
 
-	var lang *judge0Language
-	switch id := p.text("language_id", errs); {
-	case id == nil || strings.TrimSpace(*id) == "":
-		if _, has := errs["language_id"]; !has {
-			errs.add("language_id", "can't be blank")
-		}
-	default:
-		n, err := strconv.ParseFloat(strings.TrimSpace(*id), 64)
-		if err == nil && n == math.Trunc(n) && n >= 1 && n <= math.MaxInt32 {
-			lang = findJudge0Language(langs, int32(n))
-		}
-		switch {
-		case lang == nil:
-			errs.add("language_id", "language with id %s doesn't exist", echo(strings.TrimSpace(*id), echoLimit))
-		case lang.unavailable != "":
-			errs.add("language_id", "language with id %d is not available on this cluster: %s", lang.ID, lang.unavailable)
-		default:
-			row.LanguageID = lang.ID
-		}
+	lang := parseJudge0Language(p, errs, langs)
+	if lang != nil {
+		row.LanguageID = lang.ID
 	}
 
 	row.CPUTimeLimit = bounded(p, errs, "cpu_time_limit", lim.cpuTime, 0, lim.maxCPUTime, false, true)
@@ -278,21 +262,8 @@ func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim
 		row.AdditionalFiles = s
 	}
 
-	var args []string
-	if s := p.text("command_line_arguments", errs); s != nil && strings.TrimSpace(*s) != "" {
-		switch {
-		case len(*s) > j0MaxOptionLength:
-			errs.add("command_line_arguments", "is too long (maximum is %d characters)", j0MaxOptionLength)
-		default:
-			var err error
-			if args, err = splitJudge0Arguments(*s); err != nil {
-				errs.add("command_line_arguments", "%s", err.Error())
-			} else if len(args) > execv1alpha1.MaxArgs {
-				errs.add("command_line_arguments", "has %d arguments; at most %d are allowed", len(args), execv1alpha1.MaxArgs)
-			}
-			row.CommandLineArguments = s
-		}
-	}
+	row.CommandLineArguments = p.text("command_line_arguments", errs)
+	args := parseJudge0Arguments(row.CommandLineArguments, errs)
 	var files []execv1alpha1.SourceFile
 	if row.AdditionalFiles != nil && lang != nil && source != nil {
 		var err error
@@ -326,6 +297,51 @@ func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim
 	}
 	row.Language, row.Version = lang.language, lang.version
 	return &judge0Submission{row: row, spec: spec}, nil
+}
+
+// parseJudge0Language finds the language of language_id, or adds the error Judge0 gives.
+func parseJudge0Language(p judge0Params, errs judge0Errors, langs []judge0Language) *judge0Language {
+	id := p.text("language_id", errs)
+	if id == nil || strings.TrimSpace(*id) == "" {
+		if _, has := errs["language_id"]; !has {
+			errs.add("language_id", "can't be blank")
+		}
+		return nil
+	}
+	var lang *judge0Language
+	n, err := strconv.ParseFloat(strings.TrimSpace(*id), 64)
+	if err == nil && n == math.Trunc(n) && n >= 1 && n <= math.MaxInt32 {
+		lang = findJudge0Language(langs, int32(n))
+	}
+	switch {
+	case lang == nil:
+		errs.add("language_id", "language with id %s doesn't exist", echo(strings.TrimSpace(*id), echoLimit))
+	case lang.unavailable != "":
+		errs.add("language_id", "language with id %d is not available on this cluster: %s", lang.ID, lang.unavailable)
+	default:
+		return lang
+	}
+	return nil
+}
+
+// parseJudge0Arguments splits command_line_arguments into the CodeRun's args.
+func parseJudge0Arguments(s *string, errs judge0Errors) []string {
+	const field = "command_line_arguments"
+	if s == nil || strings.TrimSpace(*s) == "" {
+		return nil
+	}
+	if len(*s) > j0MaxOptionLength {
+		errs.add(field, "is too long (maximum is %d characters)", j0MaxOptionLength)
+		return nil
+	}
+	args, err := splitJudge0Arguments(*s)
+	switch {
+	case err != nil:
+		errs.add(field, "%s", err.Error())
+	case len(args) > execv1alpha1.MaxArgs:
+		errs.add(field, "has %d arguments; at most %d are allowed", len(args), execv1alpha1.MaxArgs)
+	}
+	return args
 }
 
 // sourceFileName is what a CodeRun's spec.files names may be (api/v1alpha1 SourceFile).
