@@ -84,7 +84,11 @@ func (r *RuntimeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	switch {
 	case apierrors.IsNotFound(err):
 		if base.Status.SpecHash == hash && smokeTestEnded(base) {
-			// This spec was tested and its run since deleted: one smoke run per spec.
+			// This spec was tested and its run since deleted (or the spec changed in what a
+			// smoke test does not prove, such as displayName): one smoke run per spec.
+			c := *meta.FindStatusCondition(rt.Status.Conditions, execv1alpha1.RuntimeConditionReady)
+			c.ObservedGeneration = rt.Generation
+			meta.SetStatusCondition(&rt.Status.Conditions, c)
 			return ctrl.Result{}, r.writeStatus(ctx, base, rt, "")
 		}
 		run = smokeRun(rt, key, r.Config)
