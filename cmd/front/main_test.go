@@ -83,8 +83,46 @@ func TestServiceWithShippedRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A Runtime made by an administrator: the service lists it through its informer,
+	// authorised by the shipped ClusterRole (get, list, watch on runtimes).
+	_, admin := testenv.Start(t)
+	rt := &execv1alpha1.Runtime{
+		ObjectMeta: metav1.ObjectMeta{Name: "rbac-ruby-3-3"},
+		Spec: execv1alpha1.RuntimeSpec{Language: "ruby", Version: "3.3.8", Aliases: []string{"rb"}, Image: "localhost/coderun-ruby:dev",
+			SourceFile: "main.rb", Run: execv1alpha1.RunStep{Command: []string{"ruby", "main.rb"}},
+			SmokeTest: execv1alpha1.SmokeTest{Source: "puts 'OK'", ExpectedStdout: "OK\n"}},
+	}
+	if err := admin.Create(context.Background(), rt); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Delete(context.Background(), rt) })
+
 	base, stop := start(t, f)
 	waitReady(t, base)
+	var langs []struct {
+		Language string   `json:"language"`
+		Version  string   `json:"version"`
+		Aliases  []string `json:"aliases"`
+		Ready    bool     `json:"ready"`
+	}
+	// The catalog syncs alongside readiness, not before it: wait for it.
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		resp, err := http.Get(base + "/runtimes")
+		if err != nil {
+			return false, nil
+		}
+		defer func() { _ = resp.Body.Close() }()
+		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&langs) == nil, nil
+	}); err != nil {
+		t.Fatalf("GET /runtimes did not answer 200 within 30s")
+	}
+	found := false
+	for _, l := range langs {
+		found = found || l.Language == "ruby" && l.Version == "3.3.8" && len(l.Aliases) == 1 && !l.Ready
+	}
+	if !found {
+		t.Errorf("GET /runtimes = %+v, want the ruby Runtime (not Ready: no operator runs its smoke test here)", langs)
+	}
 	var out struct {
 		Output       string `json:"output"`
 		ExitCode     *int   `json:"exit_code"`
@@ -98,7 +136,6 @@ func TestServiceWithShippedRBAC(t *testing.T) {
 	}
 	// The request reached the CodeRun whole: stdin, limits, the request's id, and the label
 	// that the service's own cache selects by (--run-retention keeps the CodeRun).
-	_, admin := testenv.Start(t)
 	var created execv1alpha1.CodeRun
 	if err := admin.Get(context.Background(), client.ObjectKey{Namespace: "coderun-runs", Name: out.Name}, &created); err != nil {
 		t.Fatalf("the run's CodeRun: %v", err)
@@ -121,7 +158,7 @@ func TestServiceWithShippedRBAC(t *testing.T) {
 	}
 	stop()
 
-	// The same identity can do nothing else.
+	// The same identity can do nothing else: no writes to Runtimes either.
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +173,9 @@ func TestServiceWithShippedRBAC(t *testing.T) {
 		"list CodeRuns in default":           front.List(ctx, &execv1alpha1.CodeRunList{}, client.InNamespace("default")),
 		"update a CodeRun's status":          front.Status().Update(ctx, &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Name: out.Name, Namespace: "coderun-runs"}, Spec: execv1alpha1.CodeRunSpec{Source: "x"}}),
 		"create a ConfigMap in coderun-runs": front.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "coderun-runs"}}),
+		"create a Runtime":                   front.Create(ctx, &execv1alpha1.Runtime{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: rt.Spec}),
+		"delete a Runtime":                   front.Delete(ctx, rt.DeepCopy()),
+		"update a Runtime's status":          front.Status().Update(ctx, rt.DeepCopy()),
 	} {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("the front's ServiceAccount may %s (err %v)", what, err)
