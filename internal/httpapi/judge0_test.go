@@ -425,6 +425,21 @@ func TestJudge0Refusals(t *testing.T) {
 	}
 	wantJSON(t, "unknown token", f.do(t, http.MethodGet, "/judge0/submissions/abc", ""),
 		http.StatusNotFound, `{"error":"submission abc not found"}`)
+
+	// Not served: the list and the delete (Judge0 needs X-Auth-User for them), the system routes.
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodGet, "/judge0/submissions", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/judge0/submissions/abc", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/judge0/workers", http.StatusNotFound},
+		{http.MethodGet, "/judge0/system_info", http.StatusNotFound},
+	} {
+		if a := f.do(t, tc.method, tc.path, ""); a.status != tc.status || a.errorMessage(t) == "" {
+			t.Errorf("%s %s: %d %s, want %d with an error", tc.method, tc.path, a.status, a.body, tc.status)
+		}
+	}
 }
 
 func TestJudge0FormAndQuery(t *testing.T) {
