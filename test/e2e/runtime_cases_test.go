@@ -95,7 +95,7 @@ var runtimeCases = []runtimeCase{
 		Name: "erlang", Language: "erlang", Version: "27.3.4", VersionRange: "27", Judge0ID: 58,
 		Hello: "#!/usr/bin/env escript\n\nmain(_) ->\n    io:format(\"Hello, World!~n\").\n",
 		Echo: "#!/usr/bin/env escript\n\nmain(_) ->\n    ok = io:setopts(standard_io, [binary]),\n    echo().\n\n" +
-			"echo() ->\n    case io:get_line(\"\") of\n        eof -> ok;\n        Line -> ok = file:write(standard_io, Line), echo()\n    end.\n",
+			"echo() ->\n    case io:get_line(\"\") of\n        eof -> ok;\n        Line -> io:put_chars(Line), echo()\n    end.\n",
 		Exit3: "#!/usr/bin/env escript\n\nmain(_) ->\n    halt(3).\n",
 	},
 	{
