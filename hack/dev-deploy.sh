@@ -59,6 +59,9 @@ for c in operator front; do
 		log "a new $c image was loaded; Helm restarts the $c Deployment"
 	fi
 done
+# Helm installs the CRDs of crds/ once and never upgrades them; the API types change under
+# development, so apply them first (what the README tells users to do before an upgrade).
+kubectl_dev apply --server-side --force-conflicts --field-manager=coderun-dev -f "$ROOT/charts/coderun/crds/" >/dev/null
 log "helm upgrade --install coderun charts/coderun (values: hack/dev-values.yaml, image tag $IMG_TAG, runtimes $runtimes${DEV_HELM_SET:+, $DEV_HELM_SET})"
 "$helm" --kubeconfig "$KUBECONFIG_FILE" upgrade --install coderun "$ROOT/charts/coderun" \
 	--namespace coderun-system --create-namespace --values "$ROOT/hack/dev-values.yaml" \
