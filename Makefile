@@ -227,13 +227,13 @@ dev-clean: ## dev-down, and also remove the cached images in .dev/cache.
 	hack/local-cluster.sh clean
 
 .PHONY: test-e2e
-test-e2e: dev ## Run the end-to-end suites (test/e2e, then the page in Chromium) against the local cluster, bringing it up if needed.
+test-e2e: dev ## Run the end-to-end suites (test/e2e, then the page in Chromium) against the local cluster, bringing it up if needed (RUNTIMES=all: every language, each required Ready).
 	@# The upgrade test moves the release to images tagged $(E2E_UPGRADE_TAG) and back.
 	RUNTIMES=python IMG_TAG=$(E2E_UPGRADE_TAG) hack/dev-images.sh $(RUNNER_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG)) $(OPERATOR_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG)) $(FRONT_IMG:$(IMG_TAG)=$(E2E_UPGRADE_TAG))
 	@# TestChartWithPostgres runs a PostgreSQL pod of test/images/postgres.
 	hack/e2e-images.sh
 	KUBECONFIG=$(DEV_KUBECONFIG) FRONT_URL=http://127.0.0.1:$(DEV_WEB_PORT) HELM=$(HELM) E2E_UPGRADE_TAG=$(E2E_UPGRADE_TAG) \
-		E2E_POSTGRES_IMAGE=localhost/coderun-e2e-postgres:$(IMG_TAG) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
+		E2E_POSTGRES_IMAGE=localhost/coderun-e2e-postgres:$(IMG_TAG) E2E_REQUIRE_ALL_RUNTIMES=$(if $(filter all,$(RUNTIMES)),true,false) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
 	hack/host-tools.sh chromium
 	cd web && BASE_URL=http://127.0.0.1:$(DEV_WEB_PORT) ARTIFACTS_DIR=$(CURDIR)/test/artifacts/browser npm run test:browser
 
