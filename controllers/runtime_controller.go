@@ -160,7 +160,11 @@ func (r *RuntimeReconciler) writeStatus(ctx context.Context, base, rt *execv1alp
 		if c.Status != metav1.ConditionTrue {
 			eventType = corev1.EventTypeWarning
 		}
-		r.Recorder.Eventf(rt, nil, eventType, eventReason, "SmokeTest", "%s", textcut.Shorten(c.Message, textcut.MaxEventNote))
+		// About the smoke run, related to the Runtime: an event about a cluster-scoped
+		// object lives in the default namespace, where the operator may write nothing.
+		smoke := &execv1alpha1.CodeRun{ObjectMeta: metav1.ObjectMeta{Namespace: r.Config.SmokeTestNamespace, Name: rt.Status.SmokeTestRun}}
+		smoke.SetGroupVersionKind(execv1alpha1.GroupVersion.WithKind("CodeRun"))
+		r.Recorder.Eventf(smoke, rt, eventType, eventReason, "SmokeTest", "%s", textcut.Shorten(c.Message, textcut.MaxEventNote))
 	}
 	return nil
 }
