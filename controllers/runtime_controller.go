@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -231,8 +232,12 @@ func smokeRunName(runtimeName, hash string) string {
 	return "smoke-" + runtimeName + "-" + hash[:smokeHashLength]
 }
 
-// smokeRun is the CodeRun that runs rt's smoke test, named key.
+// smokeRun is the CodeRun that runs rt's smoke test, named key. It gets the default
+// limits, which programs get, but the longest timeout: a first run on a busy node (a JVM
+// starting, a cold page cache) must not make a working Runtime fail its only test.
 func smokeRun(rt *execv1alpha1.Runtime, key types.NamespacedName, cfg config.Config) *execv1alpha1.CodeRun {
+	limits := cfg.DefaultLimits.DeepCopy()
+	limits.TimeoutSeconds = ptr.To(*cfg.MaxLimits.TimeoutSeconds)
 	return &execv1alpha1.CodeRun{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: key.Name, Namespace: key.Namespace,
@@ -244,7 +249,7 @@ func smokeRun(rt *execv1alpha1.Runtime, key types.NamespacedName, cfg config.Con
 			Version:  rt.Spec.Version,
 			Source:   rt.Spec.SmokeTest.Source,
 			Stdin:    rt.Spec.SmokeTest.Stdin,
-			Limits:   *cfg.DefaultLimits.DeepCopy(),
+			Limits:   *limits,
 		},
 	}
 }
