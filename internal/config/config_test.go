@@ -54,6 +54,12 @@ tolerations: [{key: sandbox, operator: Exists, effect: NoSchedule}]
 		{name: "output limit too large", yaml: "outputLimitBytes: 10000000\n", wantErr: "outputLimitBytes must be between"},
 		{name: "root uids", yaml: "runUIDMin: 0\n", wantErr: "runUIDMin"},
 		{name: "start timeout too short", yaml: "startTimeout: 1s\n", wantErr: "startTimeout must be at least 10s"},
+		{name: "managed Runtimes need a smoke-test namespace", yaml: "smokeTestNamespace: ''\n", wantErr: "smokeTestNamespace is required when manageRuntimes is true"},
+		{name: "a second release manages no Runtimes", yaml: "manageRuntimes: false\nsmokeTestNamespace: ''\n", check: func(t *testing.T, c Config) {
+			if c.ManageRuntimes {
+				t.Error("manageRuntimes: false did not apply")
+			}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
