@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/gin-gonic/gin"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/utils/ptr"
@@ -438,6 +439,8 @@ type judge0Language struct {
 	language, version string
 	// unavailable says why submissions are refused: the Runtime is not Ready.
 	unavailable string
+	// alias: another Judge0 id of the language (judge0IDAliases), not listed.
+	alias bool
 }
 
 // judge0Languages lists the Runtimes that have a Judge0 id, by name as Judge0 sorts them;
@@ -450,7 +453,10 @@ func (s *Server) judge0Languages() []judge0Language {
 	return judge0LanguagesOf(s.opts.Runtimes.Runtimes())
 }
 
-// judge0LanguagesOf is judge0Languages of a list of Runtimes.
+// judge0LanguagesOf is judge0Languages of a list of Runtimes. Besides the ids the
+// Runtimes claim, Judge0's other ids of the same languages (judge0IDAliases: the older and
+// newer versions that clients hard-code, such as 71 and 54) run the highest version of
+// that language; they are not listed, as Judge0 does not list its archived ids either.
 func judge0LanguagesOf(list []execv1alpha1.Runtime) []judge0Language {
 	byID := map[int32]*execv1alpha1.Runtime{}
 	python := false
@@ -470,29 +476,31 @@ func judge0LanguagesOf(list []execv1alpha1.Runtime) []judge0Language {
 	}
 	var langs []judge0Language
 	for id, rt := range byID {
-		l := judge0Language{
-			ID: id, Name: rt.Spec.DisplayName, SourceFile: rt.Spec.SourceFile,
-			RunCmd: strings.Join(rt.Spec.Run.Command, " "), language: rt.Spec.Language, version: rt.Spec.Version,
+		langs = append(langs, judge0LanguageOf(id, rt))
+	}
+	builtin := func(id int32) judge0Language {
+		return judge0Language{
+			ID: id, Name: "Python (3.13)", SourceFile: "main.py",
+			RunCmd: "python3 main.py", language: string(execv1alpha1.LanguagePython),
 		}
-		if l.Name == "" {
-			l.Name = rt.Spec.Language + " (" + rt.Spec.Version + ")"
-		}
-		if rt.Spec.Compile != nil {
-			l.CompileCmd = ptr.To(strings.Join(rt.Spec.Compile.Command, " "))
-		}
-		if !runtimes.Ready(rt) {
-			l.unavailable = "its Runtime " + rt.Name + " is not Ready"
-			if cond := meta.FindStatusCondition(rt.Status.Conditions, execv1alpha1.RuntimeConditionReady); cond != nil && cond.Message != "" {
-				l.unavailable += " (" + cond.Reason + ": " + cond.Message + ")"
-			}
-		}
-		langs = append(langs, l)
 	}
 	if _, taken := byID[builtinPythonJudge0ID]; !python && !taken {
-		langs = append(langs, judge0Language{
-			ID: builtinPythonJudge0ID, Name: "Python (3.13)", SourceFile: "main.py",
-			RunCmd: "python3 main.py", language: string(execv1alpha1.LanguagePython),
-		})
+		langs = append(langs, builtin(builtinPythonJudge0ID))
+	}
+	for id, language := range judge0IDAliases {
+		if _, taken := byID[id]; taken || (!python && id == builtinPythonJudge0ID) {
+			continue
+		}
+		switch rt, err := runtimes.Resolve(list, language, ""); {
+		case err == nil:
+			l := judge0LanguageOf(id, rt)
+			l.alias = true
+			langs = append(langs, l)
+		case language == string(execv1alpha1.LanguagePython) && !python:
+			l := builtin(id)
+			l.alias = true
+			langs = append(langs, l)
+		}
 	}
 	slices.SortFunc(langs, func(a, b judge0Language) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
@@ -500,14 +508,69 @@ func judge0LanguagesOf(list []execv1alpha1.Runtime) []judge0Language {
 	return langs
 }
 
+// judge0LanguageOf is the Judge0 language of a Runtime under id.
+func judge0LanguageOf(id int32, rt *execv1alpha1.Runtime) judge0Language {
+	l := judge0Language{
+		ID: id, Name: rt.Spec.DisplayName, SourceFile: rt.Spec.SourceFile,
+		RunCmd: strings.Join(rt.Spec.Run.Command, " "), language: rt.Spec.Language, version: rt.Spec.Version,
+	}
+	if l.Name == "" {
+		l.Name = rt.Spec.Language + " (" + rt.Spec.Version + ")"
+	}
+	if rt.Spec.Compile != nil {
+		l.CompileCmd = ptr.To(strings.Join(rt.Spec.Compile.Command, " "))
+	}
+	if !runtimes.Ready(rt) {
+		l.unavailable = "its Runtime " + rt.Name + " is not Ready"
+		if cond := meta.FindStatusCondition(rt.Status.Conditions, execv1alpha1.RuntimeConditionReady); cond != nil && cond.Message != "" {
+			l.unavailable += " (" + cond.Reason + ": " + cond.Message + ")"
+		}
+	}
+	return l
+}
+
+// judge0IDAliases are Judge0 CE's language ids (1.13's active ones and hosted 1.14's) by
+// the language they run, for the versions no Runtime claims: a client that hard-codes
+// Python's 71 runs on a cluster whose python Runtime is 109. The names are coderun's
+// language names (or aliases) of the shipped Runtimes, and likely ones for the rest.
+var judge0IDAliases = func() map[int32]string {
+	byLanguage := map[string][]int32{
+		"python":     {71, 92, 100, 109, 113},
+		"c":          {48, 49, 50, 75, 103, 104, 110},
+		"cpp":        {52, 53, 54, 76, 105},
+		"java":       {62, 91},
+		"javascript": {63, 93, 97, 102},
+		"typescript": {74, 94, 101},
+		"go":         {60, 95, 106, 107},
+		"rust":       {73, 108},
+		"kotlin":     {78, 111},
+		"php":        {68, 98},
+		"r":          {80, 99},
+		"scala":      {81, 112},
+		"ruby":       {72}, "bash": {46}, "sqlite": {82}, "perl": {85}, "lua": {64}, "lisp": {55},
+		"d": {56}, "elixir": {57}, "erlang": {58}, "fortran": {59}, "haskell": {61}, "ocaml": {65},
+		"octave": {66}, "pascal": {67}, "prolog": {69}, "csharp": {51}, "swift": {83}, "cobol": {77},
+		"clojure": {86}, "groovy": {88}, "dart": {90},
+	}
+	aliases := map[int32]string{}
+	for language, ids := range byLanguage {
+		for _, id := range ids {
+			aliases[id] = language
+		}
+	}
+	return aliases
+}()
+
 // preferRuntime breaks a tie between two Runtimes of one Judge0 id: Ready first, then
 // the higher version, then the name.
 func preferRuntime(a, b *execv1alpha1.Runtime) bool {
 	if runtimes.Ready(a) != runtimes.Ready(b) {
 		return runtimes.Ready(a)
 	}
-	if a.Spec.Version != b.Spec.Version {
-		return a.Spec.Version > b.Spec.Version
+	va, erra := semver.NewVersion(a.Spec.Version)
+	vb, errb := semver.NewVersion(b.Spec.Version)
+	if erra == nil && errb == nil && !va.Equal(vb) {
+		return va.GreaterThan(vb)
 	}
 	return a.Name < b.Name
 }
@@ -526,6 +589,9 @@ func (s *Server) judge0ListLanguages(c *gin.Context) {
 	all := strings.HasSuffix(c.FullPath(), "/all")
 	out := make([]gin.H, 0, len(langs))
 	for _, l := range langs {
+		if l.alias {
+			continue
+		}
 		h := gin.H{"id": l.ID, "name": l.Name}
 		if all {
 			h["is_archived"] = false

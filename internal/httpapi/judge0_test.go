@@ -587,13 +587,29 @@ func TestJudge0Languages(t *testing.T) {
 		`{"id":71,"name":"Python (3.13.5)","is_archived":false,"source_file":"main.py","compile_cmd":null,"run_cmd":"python3 main.py"}`)
 	wantJSON(t, "unknown", f.do(t, http.MethodGet, "/judge0/languages/999", ""), http.StatusNotFound, `{"error":"language with id 999 doesn't exist"}`)
 
+	// Judge0's other ids of a language run its highest version, unlisted: C++ 105 (GCC 14.1.0
+	// in Judge0 CE) is the cpp Runtime, which claims 54; Java 91 is the java Runtime, not Ready.
+	wantJSON(t, "another id of C++", f.do(t, http.MethodGet, "/judge0/languages/105", ""), http.StatusOK,
+		`{"id":105,"name":"C++ (GCC 14.2.0)","is_archived":false,"source_file":"main.cpp","compile_cmd":"g++ -O2 -o main main.cpp","run_cmd":"./main"}`)
+	a := f.post(t, "/judge0/submissions?wait=true&fields=stdout,language", map[string]any{"source_code": j0Hello, "language_id": 105})
+	wantJSON(t, "runs as C++", a, http.StatusCreated, `{"stdout":"Hello, World!\n","language":{"id":105,"name":"C++ (GCC 14.2.0)"}}`)
+	if c := f.runner.calls()[0]; c.spec.Language != "cpp" || c.spec.Version != "14.2.0" {
+		t.Errorf("id 105 ran %q %q, want cpp 14.2.0", c.spec.Language, c.spec.Version)
+	}
+	wantJSON(t, "another id of a language not Ready", f.post(t, "/judge0/submissions", map[string]any{"source_code": "x", "language_id": 91}),
+		http.StatusUnprocessableEntity, `{"language_id":["language with id 91 is not available on this cluster: its Runtime java is not Ready (SmokeTestFailed: printed nothing)"]}`)
+	wantJSON(t, "Python 2 is another language", f.post(t, "/judge0/submissions", map[string]any{"source_code": "x", "language_id": 70}),
+		http.StatusUnprocessableEntity, `{"language_id":["language with id 70 doesn't exist"]}`)
+
 	// Without Runtimes (or none for python), the operator's built-in python is 71.
 	bare := newJudge0Fixture(t, func(o *Options) { o.Runtimes = nil })
 	wantJSON(t, "built-in python", bare.do(t, http.MethodGet, "/judge0/languages", ""), http.StatusOK, `[{"id":71,"name":"Python (3.13)"}]`)
-	a := bare.post(t, "/judge0/submissions?wait=true&fields=stdout", map[string]any{"source_code": j0Hello, "language_id": 71})
-	wantJSON(t, "runs on built-in python", a, http.StatusCreated, `{"stdout":"Hello, World!\n"}`)
-	if c := bare.runner.calls()[0]; c.spec.Language != "python" || c.spec.Version != "" {
-		t.Errorf("built-in python ran %q %q, want python and no version", c.spec.Language, c.spec.Version)
+	for i, id := range []int{71, 109} {
+		a := bare.post(t, "/judge0/submissions?wait=true&fields=stdout", map[string]any{"source_code": j0Hello, "language_id": id})
+		wantJSON(t, "runs on built-in python", a, http.StatusCreated, `{"stdout":"Hello, World!\n"}`)
+		if c := bare.runner.calls()[i]; c.spec.Language != "python" || c.spec.Version != "" {
+			t.Errorf("built-in python (id %d) ran %q %q, want python and no version", id, c.spec.Language, c.spec.Version)
+		}
 	}
 }
 
