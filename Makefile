@@ -188,15 +188,17 @@ image-base: ## Build the base image every language image is built FROM (images/b
 	$(CONTAINER_TOOL) $(CONTAINER_BUILD) -t $(BASE_IMG) images/base
 
 .PHONY: images-runtimes
-images-runtimes: image-binaries image-base ## Build the language images of RUNTIMES (default: every images/<name>/), printing each one's seconds.
-	@for name in $(or $(RUNTIME_NAMES),$(ALL_RUNTIMES)); do \
-		[ -f images/$$name/Dockerfile ] || { echo "images/$$name/Dockerfile: no such runtime image (have: $(ALL_RUNTIMES))" >&2; exit 1; }; \
-		start=$$(date +%s); \
-		[ $$name = python ] || cp images/python/coderun-runner images/$$name/coderun-runner; \
-		echo "building localhost/coderun-$$name:$(IMG_TAG)"; \
-		$(CONTAINER_TOOL) $(CONTAINER_BUILD) --build-arg BASE_IMAGE=$(BASE_IMG) -t localhost/coderun-$$name:$(IMG_TAG) images/$$name; \
-		echo "built localhost/coderun-$$name:$(IMG_TAG) in $$(( $$(date +%s) - start ))s"; \
-	done
+images-runtimes: $(addprefix image-runtime-,$(or $(RUNTIME_NAMES),$(ALL_RUNTIMES))) ## Build the language images of RUNTIMES (default: every images/<name>/); with -j2, two at a time.
+
+# image-runtime-<name> builds localhost/coderun-<name>:$(IMG_TAG) from images/<name>/, FROM the base
+# image, with the static runner copied into its build context (its last layer).
+image-runtime-%: image-binaries image-base
+	@[ -f images/$*/Dockerfile ] || { echo "images/$*/Dockerfile: no such language image (there are: $(ALL_RUNTIMES))" >&2; exit 1; }
+	@start=$$(date +%s); \
+	echo "$$(date +%H:%M:%S) building localhost/coderun-$*:$(IMG_TAG)"; \
+	[ $* = python ] || cp images/python/coderun-runner images/$*/coderun-runner; \
+	$(CONTAINER_TOOL) $(CONTAINER_BUILD) --build-arg BASE_IMAGE=$(BASE_IMG) -t localhost/coderun-$*:$(IMG_TAG) images/$* >/dev/null; \
+	echo "$$(date +%H:%M:%S) built localhost/coderun-$*:$(IMG_TAG) in $$(( $$(date +%s) - start ))s"
 
 ##@ Local cluster (no Docker engine or registry needed; root)
 

@@ -5,13 +5,13 @@
 #      not in the build cache yet and tagged under its upstream name, so that the project's
 #      own Dockerfiles build here unchanged (and with Docker elsewhere);
 #   2. `make images` (base, Python runner, operator, front service) with buildah's store in
-#      .dev/cache, then `make images-runtimes` for each other language of RUNTIMES;
+#      .dev/cache, then `make -j images-runtimes` for the other languages of RUNTIMES,
+#      DEV_IMAGE_JOBS (2) at a time;
 #   3. hack/local-cluster.sh import, which skips images containerd already has.
 # RUNTIMES (space- or comma-separated names of images/<name>/) is what make dev passes; empty,
 # the runtimes of the running cluster (.dev/cluster/runtimes, which hack/dev-deploy.sh
-# writes) or python on a new one. Each image's build and import prints its size
-# and seconds: the language images are 0.1 to 1 GB, and a first build of all of them takes a
-# while.
+# writes) or python on a new one. Each image's build and import prints its seconds and
+# size: the language images are 0.1 to 0.8 GB, and a first build of all of them takes a while.
 # debootstrap takes the Debian archive from this machine's apt sources (see debian_mirror), or
 # from DEBIAN_MIRROR when set. `hack/dev-images.sh mirror` prints the one it would use.
 set -euo pipefail
@@ -72,16 +72,14 @@ build_images() {
 	log "building the project's images (make images)"
 	make -C "$ROOT" --no-print-directory images IMG_TAG="$IMG_TAG" \
 		CONTAINER_TOOL="${BUILDAH[*]}" CONTAINER_BUILD="${BUILDAH_BUD[*]}"
-	local name t n=0 total=${#runtime_images[@]}
-	for name in "${runtimes[@]}"; do
-		[ "$name" != python ] || continue
-		n=$((n + 1))
-		t=$SECONDS
-		log "building localhost/coderun-$name:$IMG_TAG ($n of $total)"
-		make -C "$ROOT" --no-print-directory images-runtimes RUNTIMES="$name" IMG_TAG="$IMG_TAG" \
-			CONTAINER_TOOL="${BUILDAH[*]}" CONTAINER_BUILD="${BUILDAH_BUD[*]}" >/dev/null
-		log "built localhost/coderun-$name:$IMG_TAG: $(image_size "localhost/coderun-$name:$IMG_TAG") in $((SECONDS - t))s"
-	done
+	[ ${#runtime_images[@]} -gt 0 ] || return 0
+	# DEV_IMAGE_JOBS at a time: an apt-get install waits on the network as much as on the CPU.
+	local names="${runtime_images[*]#localhost/coderun-}"
+	names="${names//:$IMG_TAG/}"
+	log "building ${#runtime_images[@]} language images, ${DEV_IMAGE_JOBS:-2} at a time (a first build takes minutes each)"
+	make -C "$ROOT" --no-print-directory -j "${DEV_IMAGE_JOBS:-2}" images-runtimes RUNTIMES="${names// /,}" IMG_TAG="$IMG_TAG" \
+		CONTAINER_TOOL="${BUILDAH[*]}" CONTAINER_BUILD="${BUILDAH_BUD[*]}"
+	for img in "${runtime_images[@]}"; do log "$img: $(image_size "$img")"; done
 }
 
 # The runtimes: RUNTIMES, else those the running cluster has, else python.
