@@ -358,7 +358,7 @@ describe(`coderun page at ${BASE_URL}`, () => {
       const output = await page.getByTestId('output').innerText();
       const compile = (await page.getByTestId('compile-panel').count()) ? await page.getByTestId('compile-panel').innerText() : '';
       t.diagnostic(`${label}: ${st} in ${Date.now() - started} ms${compile ? ` (${compile.split('\n')[0]})` : ''}`);
-      // TypeScript's and SQLite's starters greet without reading stdin.
+      // SQLite's starter greets without reading stdin.
       if (st !== 'Succeeded' || !/Hello, (Ada|World)!/.test(output)) failed.push(`${label}: ${st}: ${output} ${compile}`.trim());
     }
     assert.deepEqual(failed, [], 'every starter runs and greets');

@@ -48,6 +48,7 @@ describe('starters', () => {
       rust: 'read_line',
       java: 'System.in',
       javascript: 'readFileSync(0',
+      typescript: 'readFileSync(0',
       ruby: '$stdin',
       bash: 'read -r',
     })) {
