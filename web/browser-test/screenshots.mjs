@@ -1,6 +1,7 @@
 // Takes the README's screenshots of the page against a running service:
 //   BASE_URL=http://127.0.0.1:8080 node browser-test/screenshots.mjs ../docs/images
-// Writes page-light.png and page-dark.png (1280x800).
+// Writes page-light.png and page-dark.png (1280x800), and page-compile-error.png (a C++
+// compile error, light) when the service offers C++.
 import { resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
@@ -80,5 +81,30 @@ async function shoot(theme, viewport, file, fullPage = false) {
 
 await shoot('light', { width: 1280, height: 800 }, 'page-light.png');
 await shoot('dark', { width: 1280, height: 800 }, 'page-dark.png');
+
+// C++ picked, a line of its starter broken: the compile panel with g++'s messages.
+{
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  const page = await ctx.newPage();
+  await page.goto(BASE_URL, { waitUntil: 'domcontentloaded' });
+  await page.locator('#language:not([disabled])').waitFor();
+  const cpp = await page.locator('#language option', { hasText: /^C\+\+$/ }).count();
+  if (cpp) {
+    await page.getByLabel('Language', { exact: true }).selectOption({ label: 'C++' });
+    await page.waitForFunction(() => document.querySelector('[data-testid=editor]')?.dataset.mode === 'cpp');
+    // Drop the semicolon after name = "World" (line 7 of the starter).
+    await page.locator('.cm-line', { hasText: 'name = "World";' }).click();
+    await page.keyboard.press('End');
+    await page.keyboard.press('Backspace');
+    await page.getByLabel('Input (stdin)').fill('Ada');
+    await runAndWait(page, 'run');
+    await page.locator('.cm-content').blur();
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: resolve(out, 'page-compile-error.png') });
+  } else {
+    console.log('C++ is not offered: no page-compile-error.png');
+  }
+  await ctx.close();
+}
 await browser.close();
 console.log(`screenshots in ${out}`);
