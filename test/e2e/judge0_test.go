@@ -89,11 +89,15 @@ func judge0Get(ctx context.Context, t *testing.T, token string) judge0Answer {
 	return ans
 }
 
+// judge0CommonIDs are the Judge0 CE 1.13 ids that clients hard-code most, by language.
+var judge0CommonIDs = map[string]int{"python": 71, "c": 50, "cpp": 54, "java": 62, "javascript": 63, "go": 60, "rust": 73}
+
 // TestJudge0 runs each installed runtime that has a Judge0 language id through the front's
 // Judge0 API with wait=true, as Judge0 clients do: hello world Accepted against its
 // expected_output, stdin echo, exit code 3 as Runtime Error (NZEC), and for compiled
-// languages a Compilation Error with the compiler's messages in compile_output. The
-// languages list has every such runtime under its id.
+// languages a Compilation Error with the compiler's messages in compile_output; the
+// hello world also under the id clients hard-code most for the language. The languages
+// list has every such runtime under its id.
 func TestJudge0(t *testing.T) {
 	var cases []runtimeCase
 	for _, c := range installedRuntimeCases(t) {
@@ -147,6 +151,14 @@ func TestJudge0(t *testing.T) {
 			ans := submit("hello world", c.Hello, "", &hello)
 			if ans.statusID() != 3 || ans.Stdout == nil || *ans.Stdout != helloStdout || ans.Time == nil || ans.Memory == nil {
 				t.Errorf("hello world: %s; want Accepted (3), stdout %q, a time and memory", ans, helloStdout)
+			}
+			// The id clients hard-code most for the language (Judge0 CE 1.13's), when the
+			// Runtime claims another: it runs the same Runtime.
+			if id, ok := judge0CommonIDs[c.Language]; ok && id != c.Judge0ID {
+				sub := map[string]any{"source_code": c.Hello, "language_id": id, "expected_output": helloStdout}
+				if ans := judge0Submit(ctx, t, true, sub); ans.statusID() != 3 {
+					t.Errorf("hello world as Judge0 id %d: %s; want Accepted (3)", id, ans)
+				}
 			}
 			wrong := "Goodbye\n"
 			if ans := submit("wrong answer", c.Hello, "", &wrong); ans.statusID() != 4 {
