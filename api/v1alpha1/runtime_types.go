@@ -214,7 +214,7 @@ type RuntimeStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=rt,categories=coderun
+// +kubebuilder:resource:scope=Cluster,shortName=rt
 // +kubebuilder:printcolumn:name="Language",type=string,JSONPath=`.spec.language`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
