@@ -30,6 +30,7 @@ type runAnswer struct {
 	Memory       int64   `json:"memory"`
 	ExitCode     *int32  `json:"exit_code"`
 	Reason       string  `json:"reason"`
+	Message      string  `json:"message"`
 	Status       string  `json:"status"`
 	Name         string  `json:"name"`
 	SubmissionID *int64  `json:"submission_id"`
@@ -132,6 +133,16 @@ func TestFrontService(t *testing.T) {
 		}
 	})
 
+	t.Run("unknown language is Rejected naming the languages", func(t *testing.T) {
+		// A language no Runtime offers reaches the operator, which refuses it as it refuses
+		// a limit above its maxima: the run's answer says which languages there are.
+		status, ans := post(ctx, t, "/execute", `{"code": "print(1)", "language": "cobol"}`)
+		if status != http.StatusOK || ans.Reason != string(execv1alpha1.ReasonRejected) || ans.ExitCode != nil ||
+			!strings.Contains(ans.Message, `no runtime for language "cobol"`) || !strings.Contains(ans.Message, "python") {
+			t.Fatalf("answer %d %+v, want 200 Rejected naming the available languages", status, ans)
+		}
+	})
+
 	bad := []struct {
 		name, body string
 		status     int
@@ -140,7 +151,7 @@ func TestFrontService(t *testing.T) {
 		{"no code", `{"stdin": "x"}`, 0},
 		{"code not a string", `{"code": 42}`, 0},
 		{"empty code", `{"code": ""}`, 0},
-		{"unknown language", `{"code": "print(1)", "language": "cobol"}`, http.StatusUnprocessableEntity},
+		{"not a language name", `{"code": "print(1)", "language": "co bol"}`, http.StatusUnprocessableEntity},
 		{"timeout above the maximum", `{"code": "print(1)", "limits": {"timeout_seconds": 100000}}`, http.StatusUnprocessableEntity},
 		{"memory above the maximum", `{"code": "print(1)", "limits": {"memory": "64Gi"}}`, http.StatusUnprocessableEntity},
 		{"body too large", codeBody(strings.Repeat("#", 1<<20)), http.StatusRequestEntityTooLarge},
