@@ -338,7 +338,7 @@ main :-
   },
   // No awk mode exists; C's highlights its braces, strings, numbers and keywords.
   awk: {
-    label: 'awk',
+    label: 'AWK',
     mode: clikeC,
     starter: `NR == 1 { name = $0 }
 END {
