@@ -192,8 +192,8 @@ func expectKubectlView(t *testing.T, name string) {
 		t.Errorf("kubectl get -o jsonpath={.status.result.output}: %q (%v), want %q", out, err, "Hello, World!\n")
 	}
 	out, err = kubectl(ctx, "", "-n", runsNamespace, "get", "crun", name, "--no-headers")
-	if fields := strings.Fields(out); err != nil || len(fields) < 4 || fields[0] != name || fields[1] != "Succeeded" || fields[2] != "0" || fields[3] != "Completed" {
-		t.Errorf("kubectl get crun %s: %q (%v), want NAME Succeeded 0 Completed ...", name, out, err)
+	if fields := strings.Fields(out); err != nil || len(fields) < 5 || fields[0] != name || fields[1] != "python" || fields[2] != "Succeeded" || fields[3] != "0" || fields[4] != "Completed" {
+		t.Errorf("kubectl get crun %s: %q (%v), want NAME python Succeeded 0 Completed ...", name, out, err)
 	}
 }
 
