@@ -31,6 +31,9 @@ func checkAnswer(t *testing.T, what string, a answer) {
 			t.Fatalf("%s: %d is not JSON: %v: %q", what, a.status, err, a.body)
 		}
 		msg, _ := m["error"].(string)
+		if msg == "" && strings.Contains(what, " /api/v2/") {
+			msg, _ = m["message"].(string) // Piston's shape of errors
+		}
 		if msg == "" || !utf8.ValidString(msg) {
 			t.Fatalf("%s: %d without an error sentence: %q", what, a.status, a.body)
 		}
@@ -168,6 +171,9 @@ func FuzzRequest(f *testing.F) {
 		{"HEAD", "/assets/index-abc123.js", "", "", "", ""},
 		{"GET", "//execute/../healthz", "", "", "", ""},
 		{"POST", "/execute", "application/x-www-form-urlencoded", "code=print(1)", "", ""},
+		{"POST", "/api/v2/execute", "text/plain", `{"language": "python", "version": "*", "files": [{"content": "x"}]}`, "", ""},
+		{"DELETE", "/api/v2/packages", "application/json", `{}`, "", ""},
+		{"GET", "/runtimes", "", "", "", ""},
 	} {
 		f.Add(s.method, s.target, s.contentType, []byte(s.body), s.encoding, s.etag)
 	}
