@@ -234,6 +234,9 @@ func run(ctx context.Context, f flags, log *slog.Logger, listening func(net.Addr
 		time.Sleep(2 * time.Second)
 		_ = srv.Close()
 	}
+	// Judge0 submissions still running in the background stop waiting; their CodeRuns run
+	// on, and the next read of their token collects the result (they are keyed by it).
+	api.Close()
 	stopRuns()
 	if err := <-runsDone; err != nil {
 		log.Error("stopping the CodeRun watch", "error", err)
