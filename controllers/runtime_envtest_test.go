@@ -105,7 +105,9 @@ func TestRunsResolveTheirRuntime(t *testing.T) {
 		Status: metav1.ConditionFalse, Reason: execv1alpha1.RuntimeReasonSmokeTestFailed,
 		Message: `the smoke test runs/smoke-ruby-0123456789 ended with NonZeroExit, exit code 127; it printed: ruby: not found`})
 	createRuntime(t, testRuntime("lua", "lua", "5.4.7"), nil) // its smoke test has not run
-	waitForRuntimeCache(t, op, 5)
+	createRuntime(t, testRuntime("perl", "perl", "5.40.1"), &metav1.Condition{Type: execv1alpha1.RuntimeConditionReady,
+		Status: metav1.ConditionFalse, Reason: execv1alpha1.RuntimeReasonSmokeTestRunning, Message: "the smoke test runs/smoke-perl-0123456789 is running"})
+	waitForRuntimeCache(t, op, 6)
 
 	rejectedWith := func(t *testing.T, run *execv1alpha1.CodeRun, want ...string) {
 		t.Helper()
@@ -174,6 +176,9 @@ func TestRunsResolveTheirRuntime(t *testing.T) {
 	})
 	t.Run("a Runtime whose smoke test failed", func(t *testing.T) {
 		rejectedWith(t, run("ruby", "ruby", ""), "runtime ruby (ruby 3.3.8) is not Ready: the smoke test runs/smoke-ruby-0123456789 ended with NonZeroExit, exit code 127; it printed: ruby: not found")
+	})
+	t.Run("a Runtime whose smoke test is running (a new image on upgrade) takes runs", func(t *testing.T) {
+		admittedTo(t, run("perl", "perl", ""), "perl")
 	})
 	t.Run("a Runtime not smoke-tested yet", func(t *testing.T) {
 		rejectedWith(t, run("lua", "lua", ""), "runtime lua (lua 5.4.7) is not Ready: its smoke test has not run yet")
@@ -648,7 +653,7 @@ func TestPoolsPerRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	meta.SetStatusCondition(&rt.Status.Conditions, metav1.Condition{Type: execv1alpha1.RuntimeConditionReady, Status: metav1.ConditionFalse,
-		Reason: execv1alpha1.RuntimeReasonSmokeTestRunning, Message: "the smoke test x is running"})
+		Reason: execv1alpha1.RuntimeReasonSmokeTestFailed, Message: "the smoke test x ended with SystemError"})
 	if err := k8sClient.Status().Update(ctx, rt); err != nil {
 		t.Fatal(err)
 	}

@@ -196,13 +196,18 @@ func pythonOffered(list []execv1alpha1.Runtime) bool {
 	return false
 }
 
-// notReady says why rt cannot run programs, or "" when it is Ready.
+// notReady says why rt cannot run programs, or "" when it can: it is Ready, or its smoke
+// test is running right now. The latter is what a changed Runtime goes through on every
+// helm upgrade that moves its image to a new tag: refusing its runs for those seconds would
+// be an outage of the language, while a run on an image that turns out broken fails on its
+// own (SystemError when the image cannot start, or the program's own failure).
 func notReady(rt *execv1alpha1.Runtime) string {
-	if runtimes.Ready(rt) {
+	c := meta.FindStatusCondition(rt.Status.Conditions, execv1alpha1.RuntimeConditionReady)
+	if runtimes.Ready(rt) || (c != nil && c.Reason == execv1alpha1.RuntimeReasonSmokeTestRunning) {
 		return ""
 	}
 	why := "its smoke test has not run yet"
-	if c := meta.FindStatusCondition(rt.Status.Conditions, execv1alpha1.RuntimeConditionReady); c != nil && c.Message != "" {
+	if c != nil && c.Message != "" {
 		why = c.Message
 	}
 	return fmt.Sprintf("runtime %s (%s %s) is not Ready: %s", rt.Name, rt.Spec.Language, rt.Spec.Version, why)
