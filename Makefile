@@ -235,7 +235,7 @@ test-e2e: dev ## Run the end-to-end suites (test/e2e, then the page in Chromium)
 	@# TestChartWithPostgres runs a PostgreSQL pod of test/images/postgres.
 	hack/e2e-images.sh
 	KUBECONFIG=$(DEV_KUBECONFIG) FRONT_URL=http://127.0.0.1:$(DEV_WEB_PORT) HELM=$(HELM) E2E_UPGRADE_TAG=$(E2E_UPGRADE_TAG) \
-		E2E_POSTGRES_IMAGE=localhost/coderun-e2e-postgres:$(IMG_TAG) E2E_REQUIRE_ALL_RUNTIMES=$(if $(filter all,$(RUNTIMES)),true,false) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 40m
+		E2E_POSTGRES_IMAGE=localhost/coderun-e2e-postgres:$(IMG_TAG) E2E_REQUIRE_ALL_RUNTIMES=$(if $(filter all,$(RUNTIMES)),true,false) $(GO) test -tags e2e ./test/e2e -count=1 -v -timeout 60m
 	hack/host-tools.sh chromium
 	cd web && BASE_URL=http://127.0.0.1:$(DEV_WEB_PORT) ARTIFACTS_DIR=$(CURDIR)/test/artifacts/browser npm run test:browser
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -562,6 +563,9 @@ public class Main {
 // of language; without one on the cluster, the test skips (or fails: see testneed).
 func readyRuntime(t *testing.T, language string) {
 	t.Helper()
+	if only := onlyRuntimes(); only != nil && !only[language] {
+		t.Skipf("E2E_RUNTIMES (%s) leaves out %s", os.Getenv("E2E_RUNTIMES"), language)
+	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var list execv1alpha1.RuntimeList

@@ -30,6 +30,21 @@ const minReadyRuntimes = 20
 // the runtimes the cluster has (python alone after a plain make dev).
 func requireAllRuntimes() bool { return os.Getenv("E2E_REQUIRE_ALL_RUNTIMES") == "true" }
 
+// onlyRuntimes is the set of rows E2E_RUNTIMES names (comma-separated row names), or nil
+// for every row: hack/e2e-gvisor.sh runs the per-runtime tests again under gVisor for a
+// few representative runtimes only, to keep CI inside its time.
+func onlyRuntimes() map[string]bool {
+	list := os.Getenv("E2E_RUNTIMES")
+	if list == "" {
+		return nil
+	}
+	only := map[string]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		only[strings.TrimSpace(name)] = true
+	}
+	return only
+}
+
 // readyTimeout bounds the wait for the installed Runtimes' smoke tests: a fresh install of
 // all 26 runs one cold CodeRun each, compilers included, through the cluster's run slots.
 const readyTimeout = 10 * time.Minute
@@ -55,7 +70,11 @@ func installedRuntimeCases(t *testing.T) []runtimeCase {
 		t.Fatalf("waiting for the Runtimes' smoke tests: %v", runtimesErr)
 	}
 	var cases []runtimeCase
+	only := onlyRuntimes()
 	for _, c := range runtimeCases {
+		if only != nil && !only[c.Name] {
+			continue
+		}
 		if _, ok := runtimesReady[c.Name]; ok {
 			cases = append(cases, c)
 		} else if requireAllRuntimes() {
