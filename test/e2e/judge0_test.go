@@ -128,14 +128,10 @@ func TestJudge0(t *testing.T) {
 		}
 	}
 
-	slots := make(chan struct{}, max(1, operatorConfig.MaxConcurrentRuns))
+	slots := runtimeSlots()
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			t.Parallel()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
+			ctx := takeRuntimeSlot(t, slots)
 			submit := func(what, code, stdin string, expected *string) judge0Answer {
 				sub := map[string]any{"source_code": code, "language_id": c.Judge0ID, "stdin": stdin}
 				if expected != nil {

@@ -107,14 +107,10 @@ func TestPiston(t *testing.T) {
 		}
 	}
 
-	slots := make(chan struct{}, max(1, operatorConfig.MaxConcurrentRuns))
+	slots := runtimeSlots()
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			t.Parallel()
-			slots <- struct{}{}
-			defer func() { <-slots }()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
+			ctx := takeRuntimeSlot(t, slots)
 
 			// Piston gives a program at least one line of stdin: "" becomes "\n".
 			ans := pistonExecute(ctx, t, c, c.Hello, "")

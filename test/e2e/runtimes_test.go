@@ -45,6 +45,24 @@ func onlyRuntimes() map[string]bool {
 	return only
 }
 
+// runtimeSlots returns the semaphore that lets as many runtimes' subtests run at once as
+// the operator has run slots: more would only queue their runs and race their timeouts.
+func runtimeSlots() chan struct{} {
+	return make(chan struct{}, max(1, operatorConfig.MaxConcurrentRuns))
+}
+
+// takeRuntimeSlot makes t parallel, waits for one of slots (held until t ends) and
+// returns the context that bounds the runtime's programs.
+func takeRuntimeSlot(t *testing.T, slots chan struct{}) context.Context {
+	t.Helper()
+	t.Parallel()
+	slots <- struct{}{}
+	t.Cleanup(func() { <-slots })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // readyTimeout bounds the wait for the installed Runtimes' smoke tests: a fresh install of
 // all 26 runs one cold CodeRun each, compilers included, through the cluster's run slots.
 const readyTimeout = 10 * time.Minute
@@ -251,7 +269,7 @@ func expectCompiled(t *testing.T, c runtimeCase, ans nativeAnswer) {
 // logged at the end (the README's per-runtime numbers).
 func TestRuntimes(t *testing.T) {
 	cases := installedRuntimeCases(t)
-	slots := make(chan struct{}, max(1, operatorConfig.MaxConcurrentRuns))
+	slots := runtimeSlots()
 	var mu sync.Mutex
 	took := map[string]time.Duration{}
 	t.Cleanup(func() {
@@ -269,17 +287,13 @@ func TestRuntimes(t *testing.T) {
 
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			t.Parallel()
-			slots <- struct{}{}
-			defer func() { <-slots }()
+			ctx := takeRuntimeSlot(t, slots)
 			start := time.Now()
 			defer func() {
 				mu.Lock()
 				took[c.Name] = time.Since(start)
 				mu.Unlock()
 			}()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-			defer cancel()
 
 			ans := executeIn(ctx, t, c, c.Hello, "")
 			if ans.Reason != "Completed" || ans.Stdout != helloStdout {
