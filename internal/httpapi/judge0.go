@@ -280,9 +280,7 @@ func (s *Server) judge0Run(ctx context.Context, row *store.Judge0Submission, req
 func (s *Server) judge0Finish(row *store.Judge0Submission, v judge0Verdict, runName string) {
 	now := time.Now().UTC()
 	res := &store.Judge0Submission{
-		Token: row.Token, StatusID: v.StatusID, Stdout: v.Stdout, Stderr: v.Stderr,
-		CompileOutput: v.CompileOutput, Message: v.Message, Time: v.Time, WallTime: v.WallTime,
-		Memory: v.Memory, ExitCode: v.ExitCode, ExitSignal: v.ExitSignal, RunName: runName, FinishedAt: &now,
+		Token: row.Token, Judge0Result: v, RunName: runName, FinishedAt: &now,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

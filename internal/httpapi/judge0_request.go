@@ -209,7 +209,7 @@ type judge0Submission struct {
 // expected_output. langs are the languages there are (judge0Languages).
 func parseJudge0Submission(p judge0Params, b64 bool, langs []judge0Language, lim judge0Limits) (*judge0Submission, judge0Errors) {
 	errs := judge0Errors{}
-	row := &store.Judge0Submission{StatusID: store.Judge0InQueue}
+	row := &store.Judge0Submission{Judge0Result: store.Judge0Result{StatusID: store.Judge0InQueue}}
 
 	source := decodeJudge0Text(p, errs, "source_code", b64)
 	if source == nil || strings.TrimSpace(*source) == "" {

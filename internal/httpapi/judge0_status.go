@@ -71,18 +71,7 @@ const (
 )
 
 // judge0Verdict is a finished run in Judge0's terms: the result columns of a submission.
-type judge0Verdict struct {
-	StatusID      int32
-	Stdout        *string
-	Stderr        *string
-	CompileOutput *string
-	Message       *string
-	Time          *float64
-	WallTime      *float64
-	Memory        *int64
-	ExitCode      *int32
-	ExitSignal    *int32
-}
+type judge0Verdict = store.Judge0Result
 
 // judge0VerdictOf turns a CodeRun's result into Judge0's status and fields, as Judge0's
 // worker (isolate_job.rb) does from isolate's: see judge0_status_test.go for each case.

@@ -60,6 +60,19 @@ type Judge0Submission struct {
 	CallbackURL                          *string `gorm:"size:2048"`
 	AdditionalFiles                      *string
 
+	// Judge0Result is the status, and the result once finished (its columns are the
+	// submission's own: gorm embeds them).
+	Judge0Result
+	// RunName is the CodeRun that ran it, in the runs namespace.
+	RunName string `gorm:"not null;default:'';size:253"`
+
+	CreatedAt  time.Time `gorm:"not null;index"`
+	FinishedAt *time.Time
+}
+
+// Judge0Result is a submission's status and what its run left, in Judge0's terms: the
+// front's Judge0 API computes it from a CodeRun's result (httpapi's judge0VerdictOf).
+type Judge0Result struct {
 	// StatusID is Judge0's status: 1 In Queue, 2 Processing, 3 and on when finished.
 	StatusID      int32 `gorm:"not null;index"`
 	Stdout        *string
@@ -73,11 +86,6 @@ type Judge0Submission struct {
 	Memory     *int64
 	ExitCode   *int32
 	ExitSignal *int32
-	// RunName is the CodeRun that ran it, in the runs namespace.
-	RunName string `gorm:"not null;default:'';size:253"`
-
-	CreatedAt  time.Time `gorm:"not null;index"`
-	FinishedAt *time.Time
 }
 
 // BeforeSave replaces NUL characters in text with U+FFFD, as Submission's does: PostgreSQL

@@ -25,7 +25,7 @@ func testJudge0Submissions(t *testing.T, open opener) {
 			KeyID: owner, LanguageID: 71, SourceCode: "print(input())", Stdin: ptr.To("hi\n"),
 			Language: "python", Version: "3.13.5", Spec: `{"language":"python","source":"print(input())"}`,
 			CPUTimeLimit: 5, CPUExtraTime: 1, WallTimeLimit: 10, MemoryLimit: 128000, StackLimit: 64000,
-			MaxProcessesAndOrThreads: 60, MaxFileSize: 1024, NumberOfRuns: 1, StatusID: Judge0InQueue,
+			MaxProcessesAndOrThreads: 60, MaxFileSize: 1024, NumberOfRuns: 1, Judge0Result: Judge0Result{StatusID: Judge0InQueue},
 		}
 	}
 	alice := newSub("alice")
@@ -56,17 +56,17 @@ func testJudge0Submissions(t *testing.T, open opener) {
 
 	finished := time.Now().UTC().Truncate(time.Millisecond)
 	result := &Judge0Submission{
-		Token: alice.Token, StatusID: 3, Stdout: ptr.To("hi\x00\n"), Time: ptr.To(0.012), WallTime: ptr.To(0.034),
-		Memory: ptr.To[int64](8240), ExitCode: ptr.To[int32](0), RunName: "run-abc", FinishedAt: &finished,
+		Token: alice.Token, Judge0Result: Judge0Result{StatusID: 3, Stdout: ptr.To("hi\x00\n"), Time: ptr.To(0.012), WallTime: ptr.To(0.034),
+			Memory: ptr.To[int64](8240), ExitCode: ptr.To[int32](0)}, RunName: "run-abc", FinishedAt: &finished,
 	}
 	if saved, err := s.FinishJudge0(ctx, result); err != nil || !saved {
 		t.Fatalf("FinishJudge0: saved %v, %v", saved, err)
 	}
-	other := &Judge0Submission{Token: alice.Token, StatusID: 13, Message: ptr.To("late"), FinishedAt: &finished}
+	other := &Judge0Submission{Token: alice.Token, Judge0Result: Judge0Result{StatusID: 13, Message: ptr.To("late")}, FinishedAt: &finished}
 	if saved, err := s.FinishJudge0(ctx, other); err != nil || saved {
 		t.Fatalf("a second FinishJudge0: saved %v, %v; want nothing saved over the first result", saved, err)
 	}
-	if _, err := s.FinishJudge0(ctx, &Judge0Submission{Token: bob.Token, StatusID: Judge0Processing}); err == nil {
+	if _, err := s.FinishJudge0(ctx, &Judge0Submission{Token: bob.Token, Judge0Result: Judge0Result{StatusID: Judge0Processing}}); err == nil {
 		t.Error("FinishJudge0 with status Processing: no error")
 	}
 	if err := s.MarkJudge0Processing(ctx, alice.Token, "run-other"); err != nil {
