@@ -66,6 +66,9 @@ func TestHelmUpgradeKeepsSubmissions(t *testing.T) {
 	t.Cleanup(func() {
 		if !rolledBack { // leave the cluster as the other tests expect it
 			runHelm(context.Background(), t, helm, operatorNamespace, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
+			// The front's pod was replaced: wait until make dev's port-forward reaches the
+			// new one, so that the next test does not send its requests into the old one.
+			waitFrontReady(context.Background(), t, frontURL(t), 2*time.Minute, nil)
 		}
 	})
 
@@ -157,7 +160,8 @@ func waitForLeader(ctx context.Context, t *testing.T, namespace, previous string
 
 // expectRelease checks the deployed release after an upgrade or a rollback: both
 // Deployments and the runner image carry tag, the front service answers, every submission
-// in saved is there unchanged and none other, and a program runs, in a Job of the runner image with tag.
+// in saved is there unchanged and none other, and a program runs, in a Job of its python
+// Runtime's image (or of the runner image with tag, for the operator's built-in python).
 func expectRelease(ctx context.Context, t *testing.T, tag string, saved []json.RawMessage) {
 	t.Helper()
 	for _, name := range []string{operatorDeployment, frontDeployment} {
@@ -183,8 +187,15 @@ func expectRelease(ctx context.Context, t *testing.T, tag string, saved []json.R
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: runsNamespace, Name: run.Status.JobName}, &job); err != nil {
 		t.Fatalf("Job %q of CodeRun %s: %v", run.Status.JobName, ans.Name, err)
 	}
-	if image := job.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(image, ":"+tag) {
-		t.Fatalf("the run's Job used image %s, want the runner tagged %s", image, tag)
+	// A python Runtime's image is its own (make dev pins runtimes.imageTag, so that an
+	// upgrade to a tag built for python alone keeps every language); only the operator's
+	// built-in python runs on the release's runner image.
+	want := ":" + tag
+	if run.Status.Runtime != nil && run.Status.Runtime.Name != "" {
+		want = run.Status.Runtime.Image
+	}
+	if image := job.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(image, want) {
+		t.Fatalf("the run's Job used image %s, want %s (status.runtime %+v)", image, want, run.Status.Runtime)
 	}
 }
 
