@@ -171,7 +171,7 @@ func selectRuntime(list []execv1alpha1.Runtime, language execv1alpha1.Language, 
 	if !errors.As(err, &rerr) {
 		return nil, err
 	}
-	if rerr.Language == string(execv1alpha1.LanguagePython) && !rerr.Known && !pythonOffered(list) {
+	if rerr.Language == string(execv1alpha1.LanguagePython) && !rerr.Known && !runtimes.Offers(list, string(execv1alpha1.LanguagePython)) {
 		if versionRange == "" {
 			return nil, nil
 		}
@@ -184,16 +184,6 @@ func selectRuntime(list []execv1alpha1.Runtime, language execv1alpha1.Language, 
 		}
 	}
 	return nil, rejected("%s", err.Error())
-}
-
-// pythonOffered reports whether a Runtime (not being deleted) offers python.
-func pythonOffered(list []execv1alpha1.Runtime) bool {
-	for i := range list {
-		if list[i].DeletionTimestamp == nil && runtimes.Matches(&list[i], string(execv1alpha1.LanguagePython)) {
-			return true
-		}
-	}
-	return false
 }
 
 // notReady says why rt cannot run programs, or "" when it can: it is Ready, or its smoke

@@ -457,13 +457,12 @@ func (s *Server) judge0Languages() []judge0Language {
 // that language; they are not listed, as Judge0 does not list its archived ids either.
 func judge0LanguagesOf(list []execv1alpha1.Runtime) []judge0Language {
 	byID := map[int32]*execv1alpha1.Runtime{}
-	python := false
+	python := runtimes.Offers(list, string(execv1alpha1.LanguagePython))
 	for i := range list {
 		rt := &list[i]
 		if rt.DeletionTimestamp != nil {
 			continue
 		}
-		python = python || runtimes.Matches(rt, string(execv1alpha1.LanguagePython))
 		if rt.Spec.Judge0LanguageID == nil {
 			continue
 		}

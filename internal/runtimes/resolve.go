@@ -32,6 +32,17 @@ func Matches(rt *execv1alpha1.Runtime, language string) bool {
 	return rt.Spec.Language == language || slices.Contains(rt.Spec.Aliases, language)
 }
 
+// Offers reports whether a Runtime of list (not being deleted) has language as its
+// language or an alias: where none offers python, the operator's built-in python runs it.
+func Offers(list []execv1alpha1.Runtime, language string) bool {
+	for i := range list {
+		if list[i].DeletionTimestamp == nil && Matches(&list[i], language) {
+			return true
+		}
+	}
+	return false
+}
+
 // Ready reports whether rt's smoke test passed on its current spec.
 func Ready(rt *execv1alpha1.Runtime) bool {
 	return meta.IsStatusConditionTrue(rt.Status.Conditions, execv1alpha1.RuntimeConditionReady)
