@@ -25,12 +25,20 @@ DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
 CLUSTER_DIR="$DEV_DIR/cluster"
 CACHE_DIR="$DEV_DIR/cache"
 KUBECONFIG_FILE="$DEV_DIR/kubeconfig"
-# Where `make dev` port-forwards the front service (page and HTTP API), on 127.0.0.1.
+# Where `make dev` forwards the front service (page and HTTP API), on 127.0.0.1 of the host,
+# and the API server (the host's .dev/kubeconfig points there): hack/netns-forward.
 DEV_WEB_PORT="${DEV_WEB_PORT:-8080}"
+DEV_API_PORT="${DEV_API_PORT:-6443}"
 CONTAINERD_SOCK="$CLUSTER_DIR/containerd/containerd.sock"
 
-# The cluster's addresses. The node address is a /32 alias on lo: local to this machine,
-# accepted by the kubelet (which refuses loopback addresses), and removed on teardown.
+# The whole cluster (every component, the node address, pods, services, the bridge and every
+# iptables/nftables rule) lives in the named network namespace NETNS, which `up` creates and
+# `down` deletes; the host gets nothing but hack/netns-forward's listeners on 127.0.0.1.
+NETNS=coderun-dev
+NETNS_PATH=/run/netns/$NETNS
+
+# The cluster's addresses, all inside NETNS. The node address is accepted by the kubelet
+# (which refuses loopback addresses).
 NODE_NAME=coderun-dev
 NODE_IP=10.200.0.1
 POD_CIDR=10.244.0.0/16
@@ -99,6 +107,21 @@ start_process() {
 		exec setsid "$@" >>"$CLUSTER_DIR/logs/$name.log" 2>&1 </dev/null
 	) &
 	echo $! >"$CLUSTER_DIR/pids/$name.pid"
+	printf '%s' "$1" >"$CLUSTER_DIR/pids/$name.cmd"
+}
+
+# in_netns CMD...: runs CMD in the cluster's network namespace. Only the network namespace
+# changes (nsenter --net), not the mount namespace: `ip netns exec` would give CMD a private
+# mount namespace, so mounts made by the kubelet there would not be seen by containerd.
+in_netns() { nsenter --net="$NETNS_PATH" -- "$@"; }
+
+# start_process_in_netns NAME BINARY ARGS...: start_process, with the process in the
+# cluster's network namespace. nsenter execs BINARY in place, so the PID recorded is
+# BINARY's and pid_alive recognises it by its command line as for start_process.
+start_process_in_netns() {
+	local name="$1"
+	shift
+	start_process "$name" nsenter --net="$NETNS_PATH" -- "$@"
 	printf '%s' "$1" >"$CLUSTER_DIR/pids/$name.cmd"
 }
 
