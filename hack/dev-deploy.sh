@@ -3,7 +3,8 @@
 # of charts/coderun, release coderun in coderun-system, with hack/dev-values.yaml (the
 # images make images built, limits for a 2-core node). Restarts the Deployments when
 # `make dev` loaded new images under the same tags, waits until everything is ready, and
-# keeps a port-forward to the front service on 127.0.0.1. DEV_HELM_SET adds chart values for
+# forwards 127.0.0.1:DEV_WEB_PORT on the host to the front service in the cluster's network
+# namespace (hack/netns-forward). DEV_HELM_SET adds chart values for
 # this deployment only (helm --set syntax; hack/e2e-gvisor.sh moves the runs to gVisor so).
 # The Runtimes enabled are RUNTIMES (names of images/<name>/, as make dev passes them), else
 # those of the last deployment (.dev/cluster/runtimes, written here), else python.
@@ -77,11 +78,15 @@ for d in $(kubectl_dev -n coderun-system get deployment -o name); do
 		{ kubectl_dev -n coderun-system describe "$d" >&2; die "$d did not become ready"; }
 done
 
+stop_process port-forward # the kubectl port-forward loop of earlier versions
 if kubectl_dev -n coderun-system get service coderun-front >/dev/null 2>&1; then
-	# A loop, so the forward survives the front pod being replaced. Listens on 127.0.0.1 only.
-	if ! pid_alive port-forward; then
-		start_process port-forward bash -c "while :; do kubectl --kubeconfig '$KUBECONFIG_FILE' -n coderun-system port-forward --address 127.0.0.1 service/coderun-front $DEV_WEB_PORT:http; sleep 1; done"
-	fi
+	# To the Service's ClusterIP, the chart's default type (a NodePort would deploy the
+	# chart unlike a user's default install): kube-proxy picks a ready front pod for each
+	# connection, so the forward outlives pod replacements, and one connection's reset or
+	# rejection ends that connection only (kubectl port-forward ends for everyone). A new
+	# ClusterIP (the Service made anew) restarts the forward.
+	front="$(kubectl_dev -n coderun-system get service coderun-front -o jsonpath='{.spec.clusterIP}:{.spec.ports[?(@.name=="http")].port}')"
+	start_forward forward-web "127.0.0.1:$DEV_WEB_PORT" "$front"
 	wait_for "front service on http://127.0.0.1:$DEV_WEB_PORT" 60 curl -sf "http://127.0.0.1:$DEV_WEB_PORT/readyz"
 fi
 log "deployed in $((SECONDS - start))s"

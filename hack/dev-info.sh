@@ -5,7 +5,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 web="http://127.0.0.1:$DEV_WEB_PORT"
 cat <<EOF
 
-coderun is running on the local cluster (node $NODE_NAME, API server https://$NODE_IP:$API_PORT),
+coderun is running on the local cluster in the network namespace $NETNS (node $NODE_NAME,
+API server https://$NODE_IP:$API_PORT there, forwarded to https://127.0.0.1:$DEV_API_PORT),
 installed with Helm: release coderun in namespace coderun-system (values: hack/dev-values.yaml).
 
   export KUBECONFIG=$KUBECONFIG_FILE
@@ -14,10 +15,10 @@ installed with Helm: release coderun in namespace coderun-system (values: hack/d
   kubectl get coderun hello-world -n coderun-runs -o jsonpath='{.status.result.output}'
   ${HELM:-helm} status coderun -n coderun-system
 EOF
-if pid_alive port-forward; then
+if pid_alive forward-web; then
 	cat <<EOF
 
-  Web page and HTTP API: $web/
+  Web page and HTTP API: $web/ (forwarded into $NETNS)
   curl -s $web/execute -d '{"code": "print(\"Hello, World!\")"}'
 EOF
 fi
@@ -27,4 +28,5 @@ cat <<EOF
   make bench      a CodeRun against a plain Job, side by side
   make dev        again after a change: rebuilds and reloads what changed
   make dev-down   stop it and restore this machine (logs in ${CLUSTER_DIR#"$ROOT"/}/logs)
+  ip netns exec $NETNS iptables-save   (or ss -ltnp, curl...): look inside the cluster's network
 EOF

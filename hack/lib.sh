@@ -76,7 +76,21 @@ quiet_grep() { grep "$@" >/dev/null; }
 log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${LOG_PREFIX:-dev}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-kubectl_dev() { kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+# kubectl_dev: kubectl on the local cluster. On the host through the forward on
+# 127.0.0.1:DEV_API_PORT (.dev/kubeconfig); inside the cluster's namespace (a script run
+# with in_netns, such as hack/faults' restarts) at the node address directly.
+kubectl_dev() {
+	if in_cluster_netns; then
+		kubectl --kubeconfig "$CLUSTER_DIR/pki/admin.kubeconfig" "$@"
+	else
+		kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"
+	fi
+}
+
+# in_cluster_netns: whether this shell runs in the cluster's network namespace.
+in_cluster_netns() {
+	[ -e "$NETNS_PATH" ] && [ "$(stat -L -c %i /proc/self/ns/net)" = "$(stat -L -c %i "$NETNS_PATH" 2>/dev/null)" ]
+}
 
 # pid_alive NAME: the process recorded for NAME runs and is still the binary we started
 # (a reused PID of another program must never be signalled).
@@ -123,6 +137,26 @@ start_process_in_netns() {
 	shift
 	start_process "$name" nsenter --net="$NETNS_PATH" -- "$@"
 	printf '%s' "$1" >"$CLUSTER_DIR/pids/$name.cmd"
+}
+
+# start_forward NAME LISTEN TARGET: hack/netns-forward from LISTEN on the host to TARGET in
+# the cluster's namespace, built into bin/ when its source changed. A forward that runs to
+# another TARGET is restarted; one that runs to TARGET is left alone.
+NETNS_FORWARD="$ROOT/bin/netns-forward"
+start_forward() {
+	local name="$1" listen="$2" target="$3" f="$CLUSTER_DIR/pids/$1.target"
+	if [ ! -x "$NETNS_FORWARD" ] || [ -n "$(find "$ROOT/hack/netns-forward" -name '*.go' -newer "$NETNS_FORWARD")" ]; then
+		log "building hack/netns-forward"
+		(cd "$ROOT" && CGO_ENABLED=0 go build -o "$NETNS_FORWARD" ./hack/netns-forward)
+		stop_process "$name" # an older build: run the new one
+	fi
+	if pid_alive "$name" && [ "$(cat "$f" 2>/dev/null)" != "$listen $target" ]; then
+		log "$name now goes to $target"
+		stop_process "$name"
+	fi
+	pid_alive "$name" && return 0
+	start_process "$name" "$NETNS_FORWARD" -listen "$listen" -netns "$NETNS_PATH" -target "$target"
+	echo "$listen $target" >"$f"
 }
 
 # close_inherited_fds closes every file descriptor above 2 of the current (sub)shell.

@@ -12,30 +12,37 @@
 #                                            etcd, kube-apiserver, kubelet...: the node faults
 #                                            of make test-faults), start it again and wait
 #                                            until it is healthy
-# Everything lives under .dev/ (see hack/lib.sh). Addresses: API server and kubelet on
-# 10.200.0.1 (an alias on lo), pods 10.244.0.0/24, services 10.96.0.0/16. Nothing listens on
-# other interfaces, and pods can reach nothing off this machine.
+# Everything lives under .dev/ (see hack/lib.sh). Every component runs in the network
+# namespace coderun-dev (NETNS), which has no link to the host at all: the node address
+# 10.200.0.1 on its lo, pods 10.244.0.0/24 on its bridge cni0, services 10.96.0.0/16, every
+# iptables and nftables rule. The host gets two listeners on 127.0.0.1 (hack/netns-forward):
+# the API server (DEV_API_PORT) and, from dev-deploy.sh, the front (DEV_WEB_PORT). Debug
+# inside with `ip netns exec coderun-dev CMD` (iptables-save, ss -ltnp, curl...).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/gvisor.sh" # GVISOR_DIR, gvisor_runsc_toml (runs nothing)
+# network_policy_up/down: the NetworkPolicy enforcer (runs nothing when sourced).
+if [ -f "$(dirname "${BASH_SOURCE[0]}")/kube-network-policies.sh" ]; then
+	source "$(dirname "${BASH_SOURCE[0]}")/kube-network-policies.sh"
+fi
 LOG_PREFIX=local-cluster
 
 PKI="$CLUSTER_DIR/pki"
-ISOLATE_CHAIN=CODERUN-ISOLATE
-GUARD_CHAIN=CODERUN-GUARD
 # Host files and folders that containerd and the kubelet create outside their configured
 # roots (containerd 2 puts its shims' sockets in /run/containerd/s whatever its config says;
 # /etc/cni is buildah's lock); `down` removes the ones that did not exist before `up`. With
 # the configuration below, containerd 2.4 writes nothing else outside .dev (checked by
 # listing /run, /var, /etc and /opt before `up`, while up and after `down`).
 HOST_PATHS=(/etc/cni /run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers /run/netns /var/run/netns)
-# Kernel settings that the cluster (or the kubelet) changes; `down` restores them.
-SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+# Kernel settings that the kubelet changes (not per network namespace); `down` restores
+# them. The network ones are set inside the namespace and go with it.
+SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 
-node_ip_on_lo() { ip -o -4 addr show dev lo | quiet_grep -F " $NODE_IP/32 "; }
-
-# The processes `up` starts, in start order.
-COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+# The processes `up` starts in the namespace, in start order (kube-network-policies, the
+# NetworkPolicy enforcer of hack/kube-network-policies.sh, between the API server and the
+# kubelet), and the forwards on the host.
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kube-network-policies kubelet kube-proxy)
+FORWARDS=(forward-api forward-web)
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "the local cluster needs root (network setup, containerd, kubelet)"; }
 
@@ -48,13 +55,10 @@ record_baseline() {
 	local p s
 	for p in "${HOST_PATHS[@]}"; do [ -e "$p" ] && echo "$p"; done >"$b/paths"
 	for s in "${SYSCTLS[@]}"; do echo "$s=$(sysctl -n "$s" 2>/dev/null || echo '?')"; done >"$b/sysctls"
-	iptables-save 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' | sort -u >"$b/iptables-chains"
-	ip6tables-save 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' | sort -u >"$b/ip6tables-chains"
-	if node_ip_on_lo; then touch "$b/node-ip-on-lo"; fi
-	iptables-save 2>/dev/null | sed -n 's/^\*//p' | sort -u >"$b/iptables-tables"
-	ip6tables-save 2>/dev/null | sed -n 's/^\*//p' | sort -u >"$b/ip6tables-tables"
+	# /run/netns is a mount point once `ip netns add` ran (it bind-mounts the folder onto itself).
+	if findmnt -rn /run/netns >/dev/null 2>&1; then touch "$b/run-netns-mounted"; fi
 	touch "$b/done"
-	log "recorded the host's baseline (paths, sysctls, iptables chains) in ${b#"$ROOT"/}"
+	log "recorded the host's baseline (paths, sysctls) in ${b#"$ROOT"/}"
 }
 
 # ---- certificates and kubeconfigs ---------------------------------------------------------
@@ -107,41 +111,40 @@ make_pki() {
 	cert kubelet-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,DNS:$NODE_NAME" serverAuth
 	local c
 	for c in admin controller-manager scheduler kube-proxy kubelet; do kubeconfig "$PKI/$c.kubeconfig" "$c"; done
-	cp "$PKI/admin.kubeconfig" "$KUBECONFIG_FILE"
+	# The host's kubeconfig goes through the forward on 127.0.0.1 (in the serving cert's
+	# SANs); admin.kubeconfig (the node address) is for processes inside the namespace.
+	kubeconfig "$KUBECONFIG_FILE" admin "https://127.0.0.1:$DEV_API_PORT"
 	touch "$PKI/done"
 }
 
-# ---- host network --------------------------------------------------------------------------
+# ---- network namespace ---------------------------------------------------------------------
 
-setup_network() {
-	node_ip_on_lo || {
-		log "adding the node address $NODE_IP/32 to lo"
-		ip addr add "$NODE_IP/32" dev lo
-	}
-	sysctl -qw net.ipv4.ip_forward=1
-	# GUARD: pods reach only the pod network and this machine, never anything beyond it.
-	# ISOLATE: filled by the cni-isolate plugin with DROP rules for pods of the runs namespace.
-	local chain
-	for chain in "$GUARD_CHAIN" "$ISOLATE_CHAIN"; do
-		iptables -w -N "$chain" 2>/dev/null || true
-	done
-	iptables -w -F "$GUARD_CHAIN"
-	iptables -w -A "$GUARD_CHAIN" -s "$POD_CIDR" -d "$POD_CIDR" -j RETURN
-	iptables -w -A "$GUARD_CHAIN" -s "$POD_CIDR" -j DROP
-	ensure_first_jumps
-}
+netns_exists() { [ -e "$NETNS_PATH" ] && findmnt -rn "$NETNS_PATH" >/dev/null 2>&1; }
 
-# ensure_first_jumps puts our jumps first in INPUT and FORWARD; kube-proxy and the kubelet
-# insert their own at the top, so this runs again after they start.
-ensure_first_jumps() {
-	local pair chain target
-	for pair in "INPUT $ISOLATE_CHAIN" "FORWARD $GUARD_CHAIN" "FORWARD $ISOLATE_CHAIN"; do
-		read -r chain target <<<"$pair"
-		while iptables -w -D "$chain" -j "$target" 2>/dev/null; do :; done
-	done
-	iptables -w -I FORWARD 1 -j "$GUARD_CHAIN"
-	iptables -w -I FORWARD 1 -j "$ISOLATE_CHAIN"
-	iptables -w -I INPUT 1 -j "$ISOLATE_CHAIN"
+# setup_netns creates the cluster's network namespace (idempotent). It gets no link to the
+# host: pods have no route off the machine by construction (the iptables GUARD chain that
+# used to drop it is gone), and whatever the cluster adds (the bridge, kube-proxy's and the
+# enforcer's rules, routes) disappears with `ip netns del`.
+setup_netns() {
+	if ! netns_exists; then
+		log "creating the network namespace $NETNS"
+		ip netns add "$NETNS"
+	fi
+	in_netns ip link set lo up
+	# The node address on the namespace's lo: the kubelet refuses loopback node addresses,
+	# and an address on lo needs no link; NodePorts (nodePortAddresses) live on it too.
+	if ! in_netns ip -o -4 addr show dev lo | quiet_grep -F " $NODE_IP/32 "; then
+		in_netns ip addr add "$NODE_IP/32" dev lo
+	fi
+	# A connection from the namespace itself (the API server's webhook calls, the web
+	# forward) to a ClusterIP needs a route before kube-proxy's OUTPUT DNAT re-routes it to
+	# a pod on cni0; the namespace has no default route, so the service range gets one, from
+	# the node address. A ClusterIP without a Service goes nowhere.
+	in_netns ip route replace "$SERVICE_CIDR" dev lo src "$NODE_IP"
+	# Forwarding between pods and the node; bridged pod-to-pod packets through iptables
+	# (and so through the enforcer's queue), per namespace since Linux 5.3.
+	in_netns sysctl -qw net.ipv4.ip_forward=1
+	in_netns sysctl -qw net.bridge.bridge-nf-call-iptables=1
 }
 
 # ---- containerd ---------------------------------------------------------------------------
@@ -150,10 +153,7 @@ cni_config() {
 	local bin="$CLUSTER_DIR/cni/bin" conf="$CLUSTER_DIR/cni/net.d" p
 	mkdir -p "$bin" "$conf" "$CLUSTER_DIR/cni/ipam"
 	for p in bridge host-local portmap loopback; do ln -sf "/usr/lib/cni/$p" "$bin/$p"; done
-	if [ ! -x "$bin/coderun-isolate" ] || [ "$ROOT/hack/cni-isolate/main.go" -nt "$bin/coderun-isolate" ]; then
-		log "building the cni-isolate plugin"
-		(cd "$ROOT" && CGO_ENABLED=0 go build -o "$bin/coderun-isolate" ./hack/cni-isolate)
-	fi
+	rm -f "$bin/coderun-isolate" # the stand-in before the real enforcer
 	write_if_changed "$conf/10-coderun-dev.conflist" <<-EOF
 		{
 		  "cniVersion": "1.0.0",
@@ -162,8 +162,7 @@ cni_config() {
 		    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
 		     "ipam": {"type": "host-local", "dataDir": "$CLUSTER_DIR/cni/ipam",
 		              "ranges": [[{"subnet": "$POD_SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-		    {"type": "portmap", "capabilities": {"portMappings": true}},
-		    {"type": "coderun-isolate", "namespaces": ["coderun-runs"], "chain": "$ISOLATE_CHAIN"}
+		    {"type": "portmap", "capabilities": {"portMappings": true}}
 		  ]
 		}
 	EOF
@@ -256,7 +255,9 @@ start_containerd() {
 		  stream_server_address = '127.0.0.1'
 		  stream_server_port = '0'
 	EOF
-	start_process containerd "$CONTAINERD_BIN_DIR/containerd" --config "$d/config.toml"
+	# In the namespace: CNI makes cni0 and the pods' veth ends in containerd's own namespace,
+	# and the kubelet reaches its stream server on 127.0.0.1 there.
+	start_process_in_netns containerd "$CONTAINERD_BIN_DIR/containerd" --config "$d/config.toml"
 	wait_for containerd 30 "$CONTAINERD_BIN_DIR/ctr" -a "$CONTAINERD_SOCK" version
 }
 
@@ -290,17 +291,17 @@ import_images() {
 # ---- control plane -------------------------------------------------------------------------
 
 start_etcd() {
-	start_process etcd "$KUBE_BIN_DIR/etcd" --name "$NODE_NAME" --data-dir "$CLUSTER_DIR/etcd" \
+	start_process_in_netns etcd "$KUBE_BIN_DIR/etcd" --name "$NODE_NAME" --data-dir "$CLUSTER_DIR/etcd" \
 		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 		--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
 		--initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
 		--initial-cluster "$NODE_NAME=http://127.0.0.1:$((ETCD_PORT + 1))" \
 		--listen-metrics-urls "http://127.0.0.1:$((ETCD_PORT + 2))" --log-level warn
-	wait_for etcd 30 curl -sf "http://127.0.0.1:$((ETCD_PORT + 2))/health"
+	wait_for etcd 30 in_netns curl -sf "http://127.0.0.1:$((ETCD_PORT + 2))/health"
 }
 
 start_apiserver() {
-	start_process kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
+	start_process_in_netns kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
 		--etcd-servers="http://127.0.0.1:$ETCD_PORT" \
 		--bind-address="$NODE_IP" --advertise-address="$NODE_IP" --secure-port="$API_PORT" \
 		--tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
@@ -314,11 +315,12 @@ start_apiserver() {
 		--service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
 		--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
 		--profiling=false
+	start_forward forward-api "127.0.0.1:$DEV_API_PORT" "$NODE_IP:$API_PORT"
 	wait_for "kube-apiserver /readyz" 90 kubectl_dev get --raw /readyz
 }
 
 start_controllers() {
-	start_process kube-controller-manager "$KUBE_BIN_DIR/kube-controller-manager" \
+	start_process_in_netns kube-controller-manager "$KUBE_BIN_DIR/kube-controller-manager" \
 		--kubeconfig="$PKI/controller-manager.kubeconfig" \
 		--authentication-kubeconfig="$PKI/controller-manager.kubeconfig" \
 		--authorization-kubeconfig="$PKI/controller-manager.kubeconfig" \
@@ -327,7 +329,7 @@ start_controllers() {
 		--cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
 		--use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR" \
 		--flex-volume-plugin-dir="$CLUSTER_DIR/controller-manager/volume-plugins"
-	start_process kube-scheduler "$KUBE_BIN_DIR/kube-scheduler" \
+	start_process_in_netns kube-scheduler "$KUBE_BIN_DIR/kube-scheduler" \
 		--kubeconfig="$PKI/scheduler.kubeconfig" \
 		--authentication-kubeconfig="$PKI/scheduler.kubeconfig" \
 		--authorization-kubeconfig="$PKI/scheduler.kubeconfig" \
@@ -371,13 +373,13 @@ start_kubelet() {
 		imageGCLowThresholdPercent: 99
 		evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%}
 	EOF
-	start_process kubelet "$KUBE_BIN_DIR/kubelet" --config="$d/config.yaml" \
+	start_process_in_netns kubelet "$KUBE_BIN_DIR/kubelet" --config="$d/config.yaml" \
 		--kubeconfig="$PKI/kubelet.kubeconfig" --root-dir="$d/root" \
 		--hostname-override="$NODE_NAME" --node-ip="$NODE_IP"
 	wait_for "node $NODE_NAME Ready" 90 node_ready
 }
 
-kube_proxy_synced() { iptables -w -S FORWARD | quiet_grep -- '-j KUBE-FORWARD'; }
+kube_proxy_synced() { in_netns iptables -w -S FORWARD | quiet_grep -- '-j KUBE-FORWARD'; }
 
 node_ready() {
 	[ "$(kubectl_dev get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
@@ -396,12 +398,12 @@ start_kube_proxy() {
 		bindAddress: $NODE_IP
 		healthzBindAddress: 127.0.0.1:10256
 		metricsBindAddress: 127.0.0.1:10249
-		# NodePorts only on the node address, never on this machine's real interfaces.
+		# NodePorts only on the node address (the namespace has no other anyway).
 		nodePortAddresses: ["$NODE_IP/32"]
-		# 0 leaves the host's conntrack settings as they are (nothing to restore).
+		# 0 leaves the conntrack settings as they are (some are the host's, not per namespace).
 		conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 	EOF
-	start_process kube-proxy "$KUBE_BIN_DIR/kube-proxy" --config="$d/config.yaml"
+	start_process_in_netns kube-proxy "$KUBE_BIN_DIR/kube-proxy" --config="$d/config.yaml"
 }
 
 # ---- up / down -----------------------------------------------------------------------------
@@ -421,7 +423,7 @@ pause_image() {
 up() {
 	need_root
 	local start=$SECONDS
-	for b in "${COMPONENTS[@]:1}"; do # all but containerd
+	for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
 		[ -x "$KUBE_BIN_DIR/$b" ] || die "$KUBE_BIN_DIR/$b missing: run hack/kube-binaries.sh (make dev does)"
 	done
 	for b in "$CONTAINERD_BIN_DIR/containerd" "$CONTAINERD_BIN_DIR/containerd-shim-runc-v2" "$CONTAINERD_BIN_DIR/ctr" "$RUNC_BIN_DIR/runc"; do
@@ -430,7 +432,7 @@ up() {
 	mkdir -p "$CLUSTER_DIR" "$CACHE_DIR"
 	record_baseline
 	make_pki
-	setup_network
+	setup_netns
 	cni_config
 	pause_image
 	start_containerd
@@ -438,38 +440,52 @@ up() {
 	start_etcd
 	start_apiserver
 	start_controllers
+	start_network_policy
 	start_kubelet
 	start_kube_proxy
-	# kube-proxy puts its jumps at the top of INPUT and FORWARD on its first sync; ours go
-	# back in front of them once it has (it never moves a jump that exists).
 	wait_for "kube-proxy rules" 60 kube_proxy_synced
-	ensure_first_jumps
 	wait_for "default ServiceAccount" 60 kubectl_dev -n default get serviceaccount default
 	gvisor_runtimeclass
 	check_listeners
 	log "cluster up in $((SECONDS - start))s; export KUBECONFIG=${KUBECONFIG_FILE}"
 }
 
+# start_network_policy starts the NetworkPolicy enforcer (hack/kube-network-policies.sh)
+# before the kubelet starts any pod, so that no pod ever runs unpoliced.
+start_network_policy() {
+	if declare -F network_policy_up >/dev/null; then
+		network_policy_up
+	else
+		log "warning: hack/kube-network-policies.sh has no network_policy_up; NetworkPolicy is NOT enforced"
+	fi
+}
+
 # check_listeners fails when a component listens on anything but loopback or the node
-# address, which lives on lo: nothing of the cluster may be reachable from other machines.
+# address in the namespace, or a forward on anything but 127.0.0.1 of the host: nothing of
+# the cluster may be reachable from other machines.
 check_listeners() {
-	local name pid line addr bad=0
-	for name in "${COMPONENTS[@]}"; do
+	local name pid line addr ok bad=0
+	for name in "${COMPONENTS[@]}" "${FORWARDS[@]}"; do
 		pid_alive "$name" || continue
 		pid="$(cat "$CLUSTER_DIR/pids/$name.pid")"
 		while read -r line; do
-			addr="$(awk '{print $5}' <<<"$line")"
-			case "$addr" in
-			127.* | \[::1\]:* | "$NODE_IP":* | \[::ffff:127.*\]:* | "[::ffff:$NODE_IP]":*) ;;
-			*)
+			addr="$(awk '{print $5}' <<<"$line")" ok=1
+			case "$name:$addr" in
+			forward-*:127.*) ;;
+			forward-*:*) ok=0 ;;
+			*:127.* | *:\[::1\]:* | *:"$NODE_IP":* | *:\[::ffff:127.*\]:* | *:"[::ffff:$NODE_IP]":*) ;;
+			*) ok=0 ;;
+			esac
+			if [ "$ok" = 0 ]; then
 				log "$name listens on $addr, beyond this machine"
 				bad=1
-				;;
-			esac
-		done < <(ss -ltnupH 2>/dev/null | grep -F "pid=$pid," || true)
+			fi
+		done < <({
+			case "$name" in forward-*) ss -ltnupH ;; *) in_netns ss -ltnupH ;; esac
+		} 2>/dev/null | grep -F "pid=$pid," || true)
 	done
 	[ "$bad" = 0 ] || die "a component listens beyond this machine (see above)"
-	log "every component listens only on 127.0.0.1 or $NODE_IP"
+	log "every component listens only on 127.0.0.1 or $NODE_IP in $NETNS, the forwards on the host's 127.0.0.1"
 }
 
 # ---- teardown ------------------------------------------------------------------------------
@@ -507,58 +523,20 @@ kill_shims() {
 	done
 }
 
-remove_chains() {
-	local tool=$1 baseline=$2 table chain chains
-	for table in filter nat mangle; do
-		chains=()
-		for chain in $($tool-save -t "$table" 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p'); do
-			grep -qxF "$chain" "$baseline" && continue
-			case "$chain" in KUBE-* | CNI-* | CODERUN-*) chains+=("$chain") ;; esac
-		done
-		[ ${#chains[@]} -gt 0 ] || continue
-		# Remove the rules that jump to them, then empty all of them (so that none is still
-		# referenced by another), then delete them.
-		for chain in "${chains[@]}"; do
-			{ $tool-save -t "$table" | grep -E -- "^-A .* -j $chain( |\$)" || true; } | sed 's/^-A/-D/' |
-				while read -r rule; do eval "$tool -w -t $table $rule" 2>/dev/null || true; done
-		done
-		for chain in "${chains[@]}"; do $tool -w -t "$table" -F "$chain" 2>/dev/null || true; done
-		for chain in "${chains[@]}"; do $tool -w -t "$table" -X "$chain" 2>/dev/null || true; done
-		log "removed ${#chains[@]} $tool chains from table $table"
-	done
-}
-
-# remove_tables deletes the iptables tables that did not exist before `up` and are empty
-# now (with the nf_tables backend, a table stays behind after its last rule is removed).
-remove_tables() {
-	local tool=$1 baseline=$2 family=$3 table
-	$tool -V 2>/dev/null | quiet_grep nf_tables || return 0
-	command -v nft >/dev/null || return 0
-	for table in $($tool-save 2>/dev/null | sed -n 's/^\*//p'); do
-		grep -qxF "$table" "$baseline" && continue
-		$tool-save -t "$table" | quiet_grep '^-A' && continue
-		nft delete table "$family" "$table" 2>/dev/null || true
-	done
-}
-
 undo_host_changes() {
 	local b="$CLUSTER_DIR/baseline"
-	if [ -x "$KUBE_BIN_DIR/kube-proxy" ]; then "$KUBE_BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
-	if [ -f "$b/done" ]; then
-		remove_chains iptables "$b/iptables-chains"
-		remove_chains ip6tables "$b/ip6tables-chains"
-		remove_tables iptables "$b/iptables-tables" ip
-		remove_tables ip6tables "$b/ip6tables-tables" ip6
-	fi
-	ip link show cni0 >/dev/null 2>&1 && ip link del cni0 && log "removed bridge cni0"
-	if node_ip_on_lo && [ ! -f "$b/node-ip-on-lo" ]; then
-		ip addr del "$NODE_IP/32" dev lo && log "removed $NODE_IP from lo"
-	fi
 	# Unmount everything under the cluster folder, deepest first (kubelet volumes, its root
-	# dir's bind mount, containerd's rootfs and shm mounts, network namespaces).
+	# dir's bind mount, containerd's rootfs and shm mounts, the pods' network namespaces).
 	local m
 	for m in $(findmnt -rn -o TARGET | grep -F "$CLUSTER_DIR" | sort -r); do umount -l "$m" 2>/dev/null || true; done
-	for m in $(findmnt -rn -o TARGET | grep -E '^/run/netns/cni-|^/var/run/netns/cni-' | sort -r); do umount -l "$m" 2>/dev/null && rm -f "$m"; done
+	# The namespace's bridge, routes, addresses and every iptables/nftables rule of
+	# kube-proxy, the enforcer and CNI go with it: nothing of them was ever on the host.
+	if netns_exists; then
+		ip netns del "$NETNS" && log "deleted the network namespace $NETNS"
+	fi
+	if [ -f "$b/done" ] && [ ! -f "$b/run-netns-mounted" ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+		while findmnt -rn /run/netns >/dev/null 2>&1; do umount /run/netns 2>/dev/null || break; done
+	fi
 	# cgroups the kubelet made under each controller (children first).
 	local cg
 	for cg in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
@@ -584,14 +562,16 @@ down() {
 		return 0
 	}
 	local start=$SECONDS
-	stop_process port-forward
+	stop_process forward-web
 	remove_pods
 	stop_process kube-proxy
 	stop_process kubelet
 	stop_containers
+	if declare -F network_policy_down >/dev/null; then network_policy_down; fi
 	stop_process kube-scheduler
 	stop_process kube-controller-manager
 	stop_process kube-apiserver
+	stop_process forward-api
 	stop_process etcd
 	stop_process containerd
 	kill_shims
@@ -603,8 +583,7 @@ down() {
 # restart COMPONENT: SIGKILL to the component's process only (not its group: containerd's
 # shims, and so the containers, must outlive it, as after a crash), then the same start_*
 # function `up` uses, which waits until it answers. The kubelet also gets its healthz
-# waited for (the node stays Ready through a short outage), and our iptables jumps put
-# back in front of the ones it inserts when it starts.
+# waited for (the node stays Ready through a short outage).
 restart() {
 	need_root
 	local name="${1:-}" pid start=$SECONDS
@@ -625,8 +604,7 @@ restart() {
 	kube-proxy) start_kube_proxy ;;
 	kubelet)
 		start_kubelet
-		wait_for "kubelet healthz" 60 curl -sf http://127.0.0.1:10248/healthz
-		ensure_first_jumps
+		wait_for "kubelet healthz" 60 in_netns curl -sf http://127.0.0.1:10248/healthz
 		;;
 	esac
 	log "$name restarted in $((SECONDS - start))s"
@@ -634,7 +612,7 @@ restart() {
 
 status() {
 	local p
-	for p in "${COMPONENTS[@]}"; do
+	for p in "${COMPONENTS[@]}" "${FORWARDS[@]}"; do
 		if pid_alive "$p"; then echo "$p: running (pid $(cat "$CLUSTER_DIR/pids/$p.pid"))"; else echo "$p: stopped"; fi
 	done
 	pid_alive kube-apiserver && kubectl_dev get nodes -o wide

@@ -10,8 +10,9 @@
 # For the suite the release gets runs.jobTTL and front.runRetention of 30s, so that "no
 # Job or pod outlives its TTL" is checked within the suite's time. At the end (also when
 # interrupted) the release is deployed as make dev deploys it and PostgreSQL is removed.
-# The load reaches the front through its Service's ClusterIP (kube-proxy's rules on this
-# machine), so a killed front replica is a retried request, not a broken port-forward.
+# The load reaches the front through its Service's ClusterIP: the driver runs in the
+# cluster's network namespace (kube-proxy's rules there; its kubeconfig and its restarts
+# use the node address), so a killed front replica is a retried request.
 # Ends with the line `lost runs: N, lost submissions: M`; exits 1 if anything was lost or
 # a check failed. Others sharing the cluster: run it under flock /tmp/coderun-cluster.lock.
 #   HELM=bin/helm-<version> hack/test-faults.sh   (FAULTS_SQLITE, FAULTS_POSTGRES: fault lists)
@@ -72,9 +73,9 @@ front_url() {
 driver() {
 	local url
 	url="$(front_url)"
-	wait_for "front service at $url" 60 curl -sf "$url/readyz"
+	wait_for "front service at $url" 60 in_netns curl -sf "$url/readyz"
 	log "part: $1: faults $2"
-	"$work/faults" -front "$url" -setting "$1" -faults "$2" -results "$results" -job-ttl 30s
+	KUBECONFIG="$CLUSTER_DIR/pki/admin.kubeconfig" in_netns "$work/faults" -front "$url" -setting "$1" -faults "$2" -results "$results" -job-ttl 30s
 }
 
 log "part 1: the release on SQLite with two operator replicas"
