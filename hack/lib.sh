@@ -145,7 +145,7 @@ start_process_in_netns() {
 NETNS_FORWARD="$ROOT/bin/netns-forward"
 start_forward() {
 	local name="$1" listen="$2" target="$3" f="$CLUSTER_DIR/pids/$1.target"
-	if [ ! -x "$NETNS_FORWARD" ] || [ -n "$(find "$ROOT/hack/netns-forward" -name '*.go' -newer "$NETNS_FORWARD")" ]; then
+	if [ ! -x "$NETNS_FORWARD" ] || [ -n "$(find "$ROOT/hack/netns-forward" -name '*.go' ! -name '*_test.go' -newer "$NETNS_FORWARD")" ]; then
 		log "building hack/netns-forward"
 		(cd "$ROOT" && CGO_ENABLED=0 go build -o "$NETNS_FORWARD" ./hack/netns-forward)
 		stop_process "$name" # an older build: run the new one
