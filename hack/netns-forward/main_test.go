@@ -115,7 +115,7 @@ func server(t *testing.T, ln net.Listener, resets chan<- error) {
 			return
 		}
 		go func(c *net.TCPConn) {
-			defer c.Close()
+			defer func() { _ = c.Close() }()
 			r := bufio.NewReader(c)
 			mode, err := r.ReadString('\n')
 			if err != nil {
@@ -309,7 +309,7 @@ func TestForwardRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	f := &forwarder{netns: ns, target: refusing, log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	go func() { _ = f.serve(ln) }()
 	for i := range 3 {
