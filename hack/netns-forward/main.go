@@ -87,6 +87,8 @@ type forwarder struct {
 	target string
 	log    *slog.Logger
 	conns  atomic.Uint64 // numbers the connections in the log
+	// handlers counts the connections being forwarded (the test waits for them to end).
+	handlers sync.WaitGroup
 }
 
 // dialTimeout bounds a connect inside the namespace (a target that drops SYNs).
@@ -109,7 +111,7 @@ func (f *forwarder) serve(ln net.Listener) error {
 			}
 			return fmt.Errorf("accepting on %s: %w", ln.Addr(), err)
 		}
-		go f.handle(c.(*net.TCPConn))
+		f.handlers.Go(func() { f.handle(c.(*net.TCPConn)) })
 	}
 }
 

@@ -161,11 +161,14 @@ func setup(t *testing.T) (string, chan error) {
 	f := &forwarder{netns: ns, target: inner.Addr().String(), log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	done := make(chan error, 1)
 	go func() { done <- f.serve(ln) }()
+	// (Cleanups run last first: the clients below are closed by now, so every forwarded
+	// connection ends.)
 	t.Cleanup(func() {
 		_ = ln.Close()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		f.handlers.Wait()
 	})
 	return ln.Addr().String(), resets
 }
@@ -309,9 +312,16 @@ func TestForwardRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = ln.Close() }()
 	f := &forwarder{netns: ns, target: refusing, log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
-	go func() { _ = f.serve(ln) }()
+	done := make(chan error, 1)
+	go func() { done <- f.serve(ln) }()
+	defer func() {
+		_ = ln.Close()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		f.handlers.Wait()
+	}()
 	for i := range 3 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err == nil {
