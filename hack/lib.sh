@@ -141,22 +141,22 @@ start_process_in_netns() {
 
 # start_forward NAME LISTEN TARGET: hack/netns-forward from LISTEN on the host to TARGET in
 # the cluster's namespace, built into bin/ when its source changed. A forward that runs to
-# another TARGET is restarted; one that runs to TARGET is left alone.
+# another TARGET, or an older build, is restarted; otherwise it is left alone.
 NETNS_FORWARD="$ROOT/bin/netns-forward"
 start_forward() {
-	local name="$1" listen="$2" target="$3" f="$CLUSTER_DIR/pids/$1.target"
+	local name="$1" listen="$2" target="$3" f="$CLUSTER_DIR/pids/$1.target" want
 	if [ ! -x "$NETNS_FORWARD" ] || [ -n "$(find "$ROOT/hack/netns-forward" -name '*.go' ! -name '*_test.go' -newer "$NETNS_FORWARD")" ]; then
 		log "building hack/netns-forward"
 		(cd "$ROOT" && CGO_ENABLED=0 go build -o "$NETNS_FORWARD" ./hack/netns-forward)
-		stop_process "$name" # an older build: run the new one
 	fi
-	if pid_alive "$name" && [ "$(cat "$f" 2>/dev/null)" != "$listen $target" ]; then
-		log "$name now goes to $target"
+	want="$listen $target build $(stat -c %Y "$NETNS_FORWARD")"
+	if pid_alive "$name" && [ "$(cat "$f" 2>/dev/null)" != "$want" ]; then
+		log "$name now goes to $target (or a new build)"
 		stop_process "$name"
 	fi
 	pid_alive "$name" && return 0
 	start_process "$name" "$NETNS_FORWARD" -listen "$listen" -netns "$NETNS_PATH" -target "$target"
-	echo "$listen $target" >"$f"
+	echo "$want" >"$f"
 }
 
 # close_inherited_fds closes every file descriptor above 2 of the current (sub)shell.
