@@ -43,7 +43,7 @@ func (b *bench) checkFront(ctx context.Context) error {
 	}
 	resp, err := b.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("the front service at %s does not answer (make dev keeps a port-forward on it; -front sets another): %w", b.front, err)
+		return fmt.Errorf("the front service at %s does not answer (make dev forwards it to 127.0.0.1:8080; -front sets another): %w", b.front, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

@@ -37,12 +37,12 @@ type runAnswer struct {
 	Error        string  `json:"error"`
 }
 
-// frontURL is the deployed front service (make test-e2e port-forwards it to 127.0.0.1).
+// frontURL is the deployed front service (make dev forwards it to 127.0.0.1).
 func frontURL(t *testing.T) string {
 	t.Helper()
 	u := os.Getenv("FRONT_URL")
 	if u == "" {
-		testneed.Skip(t, "FRONT_URL is not set; make test-e2e sets it to the port-forwarded front service")
+		testneed.Skip(t, "FRONT_URL is not set; make test-e2e sets it to make dev's forward to the front service")
 	}
 	return strings.TrimSuffix(u, "/")
 }

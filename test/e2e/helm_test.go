@@ -66,8 +66,9 @@ func TestHelmUpgradeKeepsSubmissions(t *testing.T) {
 	t.Cleanup(func() {
 		if !rolledBack { // leave the cluster as the other tests expect it
 			runHelm(context.Background(), t, helm, operatorNamespace, "rollback", releaseName, fmt.Sprint(revision), "--wait", "--timeout", "5m")
-			// The front's pod was replaced: wait until make dev's port-forward reaches the
-			// new one, so that the next test does not send its requests into the old one.
+			// The front's pod was replaced: wait until make dev's forward (to the Service)
+			// reaches the new one, so that the next test does not send its requests into the
+			// old one.
 			waitFrontReady(context.Background(), t, frontURL(t), 2*time.Minute, nil)
 		}
 	})
@@ -169,7 +170,7 @@ func expectRelease(ctx context.Context, t *testing.T, tag string, saved []json.R
 			t.Fatalf("deployment %s runs images tagged %q, want %q", name, got, tag)
 		}
 	}
-	// make dev's port-forward reconnects within seconds of the front's pod being replaced.
+	// make dev's forward goes to the Service: it reaches the new pod once that is ready.
 	waitFrontReady(ctx, t, frontURL(t), 2*time.Minute, nil)
 	if got := allSubmissions(ctx, t, frontURL(t)); !reflect.DeepEqual(got, saved) {
 		t.Fatalf("submissions changed:\nbefore: %s\nafter:  %s", saved, got)

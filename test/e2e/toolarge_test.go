@@ -17,7 +17,7 @@ import (
 )
 
 // TestFrontTooLargeBodyIsReadable sends an 8 MiB program as curl does, the whole body
-// before reading, through the port-forward to the deployed front service: the answer is
+// before reading, through make dev's forward to the deployed front service: the answer is
 // the documented 413 with its JSON error, not a connection reset, and the next request
 // runs its program. (internal/httpapi's TestTooLargeIsReadable shows the same on
 // loopback, and that it fails without the front's draining of refused bodies.)
