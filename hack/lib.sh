@@ -177,11 +177,13 @@ stop_process() {
 		pid="$(cat "$CLUSTER_DIR/pids/$name.pid")"
 		log "stopping $name (pid $pid)"
 		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+		# Gone, or a zombie: it has ended, and its parent (often init, after the script that
+		# started it exited) reaps it when it gets to it.
 		for i in $(seq 1 150); do
-			[ -d "/proc/$pid" ] || break
+			[ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break
 			sleep 0.1
 		done
-		if [ -d "/proc/$pid" ]; then
+		if [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
 			log "$name did not stop in 15 s; killing it"
 			kill -KILL -- "-$pid" 2>/dev/null || true
 		fi
