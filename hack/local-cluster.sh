@@ -534,8 +534,13 @@ undo_host_changes() {
 	if netns_exists; then
 		ip netns del "$NETNS" && log "deleted the network namespace $NETNS"
 	fi
-	if [ -f "$b/done" ] && [ ! -f "$b/run-netns-mounted" ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
-		while findmnt -rn /run/netns >/dev/null 2>&1; do umount /run/netns 2>/dev/null || break; done
+	# /run/netns as before `up` (unless another namespace lives there now): `ip netns add`
+	# made the folder and bind-mounted it onto itself.
+	if [ -f "$b/done" ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+		if [ ! -f "$b/run-netns-mounted" ]; then
+			while findmnt -rn /run/netns >/dev/null 2>&1; do umount /run/netns 2>/dev/null || break; done
+		fi
+		grep -qxF /run/netns "$b/paths" || rmdir /run/netns 2>/dev/null || true
 	fi
 	# cgroups the kubelet made under each controller (children first).
 	local cg
@@ -550,6 +555,7 @@ undo_host_changes() {
 			[ "$val" = "?" ] || sysctl -qw "$key=$val" 2>/dev/null || true
 		done <"$b/sysctls"
 		for p in "${HOST_PATHS[@]}"; do
+			case "$p" in /run/netns | /var/run/netns) continue ;; esac # above
 			grep -qxF "$p" "$b/paths" || rm -rf "$p"
 		done
 	fi
