@@ -145,6 +145,12 @@ start_process_in_netns() {
 NETNS_FORWARD="$ROOT/bin/netns-forward"
 start_forward() {
 	local name="$1" listen="$2" target="$3" f="$CLUSTER_DIR/pids/$1.target" want
+	# From inside the namespace (hack/faults restarts the API server under in_netns) a
+	# forward started here would listen in the namespace, not on the host: leave it as is.
+	if in_cluster_netns; then
+		pid_alive "$name" || log "warning: $name is not running; run make dev on the host"
+		return 0
+	fi
 	if [ ! -x "$NETNS_FORWARD" ] || [ -n "$(find "$ROOT/hack/netns-forward" -name '*.go' ! -name '*_test.go' -newer "$NETNS_FORWARD")" ]; then
 		log "building hack/netns-forward"
 		(cd "$ROOT" && CGO_ENABLED=0 go build -o "$NETNS_FORWARD" ./hack/netns-forward)
