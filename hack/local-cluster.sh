@@ -211,7 +211,7 @@ gvisor_runtimeclass() {
 # 2.0 and runc >= 1.2. Debian's runc is still what buildah runs RUN steps with (lib.sh).
 start_containerd() {
 	local d="$CLUSTER_DIR/containerd" handlers
-	mkdir -p "$d/root" "$d/state" "$d/opt" "$d/tmp" "$d/runc" "$d/cdi"
+	mkdir -p "$d/root" "$d/state" "$d/opt" "$d/tmp" "$d/runc" "$d/cdi" "$d/nri/plugins" "$d/nri/conf.d"
 	handlers="$(runtime_handlers)"
 	# Config version 3 (containerd 2.x; 2.4 migrates it to its own version 4 in memory).
 	# Everything stays under $d except the shim sockets, which containerd 2 always puts in
@@ -232,9 +232,15 @@ start_containerd() {
 		  address = ''
 		[plugins.'io.containerd.internal.v1.opt']
 		  path = '$d/opt'
-		# NRI would listen on /var/run/nri/nri.sock and read /etc/nri, /opt/nri: nothing uses it.
+		# NRI: the enforcer (hack/kube-network-policies.sh) learns each new pod's address from
+		# it in RunPodSandbox, before any container of the pod starts, rather than from the
+		# pod's status later (a cold run's first connection would be unpoliced until then).
+		# Its socket and plugin folders under .dev, not /var/run/nri, /etc/nri, /opt/nri.
 		[plugins.'io.containerd.nri.v1.nri']
-		  disable = true
+		  disable = false
+		  socket_path = '$d/nri.sock'
+		  plugin_path = '$d/nri/plugins'
+		  plugin_config_path = '$d/nri/conf.d'
 		[plugins.'io.containerd.cri.v1.images']
 		  snapshotter = 'overlayfs'
 		[plugins.'io.containerd.cri.v1.images'.pinned_images]
