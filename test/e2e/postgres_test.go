@@ -188,6 +188,8 @@ func TestChartWithPostgres(t *testing.T) {
 		pgExecute(ctx, t, svc)
 		leader := waitForLeader(ctx, t, pgReleaseNamespace, "")
 		t.Logf("operator pod %s holds Lease %s/%s", leader, pgReleaseNamespace, leaderLease)
+		// The chart's NetworkPolicy holds for this release's runs namespace too (networkpolicy_test.go).
+		checkSecondReleaseIsolation(ctx, t, svc.url, pgReleaseNamespace, pgRelease+"-front")
 	})
 
 	step("API keys", func() { checkAPIKeys(ctx, t, helm, keys) })
