@@ -153,7 +153,6 @@ cni_config() {
 	local bin="$CLUSTER_DIR/cni/bin" conf="$CLUSTER_DIR/cni/net.d" p
 	mkdir -p "$bin" "$conf" "$CLUSTER_DIR/cni/ipam"
 	for p in bridge host-local portmap loopback; do ln -sf "/usr/lib/cni/$p" "$bin/$p"; done
-	rm -f "$bin/coderun-isolate" # the stand-in before the real enforcer
 	write_if_changed "$conf/10-coderun-dev.conflist" <<-EOF
 		{
 		  "cniVersion": "1.0.0",
