@@ -599,7 +599,7 @@ restart() {
 	need_root
 	local name="${1:-}" pid start=$SECONDS
 	case "$name" in
-	containerd | etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy) ;;
+	containerd | etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kube-network-policies | kubelet | kube-proxy) ;;
 	*) die "restart: COMPONENT is one of ${COMPONENTS[*]} (not '$name')" ;;
 	esac
 	pid_alive "$name" || die "restart: $name is not running (hack/local-cluster.sh up)"
@@ -608,11 +608,21 @@ restart() {
 	kill -KILL "$pid"
 	while [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.1; done
 	case "$name" in
-	containerd) start_containerd ;;
+	containerd)
+		start_containerd
+		# The enforcer's NRI connection ended with containerd, and it does not reconnect:
+		# restarted, it learns new pods' addresses from NRI again (before their containers
+		# start), instead of only from their status.
+		if pid_alive kube-network-policies; then
+			stop_process kube-network-policies
+			start_network_policy
+		fi
+		;;
 	etcd) start_etcd ;;
 	kube-apiserver) start_apiserver ;;
 	kube-controller-manager | kube-scheduler) start_controllers ;;
 	kube-proxy) start_kube_proxy ;;
+	kube-network-policies) start_network_policy ;;
 	kubelet)
 		start_kubelet
 		wait_for "kubelet healthz" 60 in_netns curl -sf http://127.0.0.1:10248/healthz
