@@ -1,13 +1,10 @@
 package httpapi
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -106,33 +103,24 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
-// maxDrainBytes is how much of a refused request's body the service reads and throws away
-// before it answers. A client that sends its whole body before it reads (curl, most HTTP
-// libraries) must not find the connection closed under it: closing a socket with unread
-// data makes the kernel send a reset, and the client then reports "connection reset by
-// peer" instead of the 413 (or 401, 404) waiting in its buffer. Bodies declared larger are
-// not waited for: the answer goes out at once with Connection: close, readable by clients
-// that read while they send; net/http's ReadTimeout bounds how long a drain may take.
-const maxDrainBytes = 16 << 20
-
-// drainBody lets a handler refuse a request without reading its body: after the handler,
-// what is left of the body (up to maxDrainBytes) is read and discarded, before the answer,
-// small and still buffered, goes out.
-func (s *Server) drainBody(c *gin.Context) {
+// unreadBody marks the connection of a request whose handler left its body unread, so that
+// it closes with a lingering close (linger.go) and the client reads its answer.
+func (s *Server) unreadBody(c *gin.Context) {
 	r := c.Request
-	// A client that asked "Expect: 100-continue" sends its body only once a handler starts
-	// reading it; one refused unread sends nothing, and net/http closes the connection
-	// after the answer, which that client reads first.
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.ContentLength > maxDrainBytes ||
-		strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		c.Next()
 		return
 	}
-	body := r.Body
+	// The handlers read through watch, which notes whether they got to the end; net/http
+	// keeps its own request, whose body's type decides how it answers.
+	watch := &bodyWatch{ReadCloser: r.Body}
+	handlerReq := *r
+	handlerReq.Body = watch
+	c.Request = &handlerReq
 	c.Next()
-	n, err := io.CopyN(io.Discard, body, maxDrainBytes)
-	if n > 0 {
-		s.opts.Logger.LogAttrs(r.Context(), slog.LevelDebug, "discarded the unread request body",
-			slog.String("request_id", c.GetString(requestIDKey)), slog.Int64("bytes", n), slog.Bool("whole", errors.Is(err, io.EOF)))
+	if !watch.ended {
+		if conn, ok := r.Context().Value(lingerConnKey{}).(*lingerConn); ok {
+			conn.markUnread(c.GetString(requestIDKey))
+		}
 	}
 }

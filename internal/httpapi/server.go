@@ -90,6 +90,10 @@ type Server struct {
 	anonymous *auth.AddressQuotas
 	// judge0 runs the Judge0 API's submissions in the background (judge0.go); Close stops it.
 	judge0 *judge0Worker
+	// drainBytes and drainTimeout bound how much of a refused body is read after the
+	// answer, and for how long (linger.go); tests lower them.
+	drainBytes   int64
+	drainTimeout time.Duration
 }
 
 // New returns the API with its routes.
@@ -127,6 +131,9 @@ func New(opts Options) (*Server, error) {
 		metrics: newMetrics(opts.Keys),
 		pending: make(chan struct{}, opts.MaxPending),
 		page:    pg,
+
+		drainBytes:   maxDrainBytes,
+		drainTimeout: drainTimeout,
 	}
 	if opts.Keys != nil {
 		s.anonymous = opts.Anonymous
@@ -162,9 +169,9 @@ func (s *Server) routes() *gin.Engine {
 	// trusted only from the proxies configured (none by default), so that a client cannot
 	// pick the address its anonymous quota and the logs go by. New checked them.
 	_ = r.SetTrustedProxies(s.opts.TrustedProxies)
-	// drainBody comes first, so that whatever refuses a request after it, the refusal is
+	// unreadBody comes first, so that whatever refuses a request after it, the refusal is
 	// readable by a client still sending its body.
-	r.Use(s.drainBody, s.requestID, s.observe, s.recover)
+	r.Use(s.unreadBody, s.requestID, s.observe, s.recover)
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)

@@ -47,6 +47,7 @@ const (
 
 	// Programs for the runs client's other answers.
 	hang         = "import time; time.sleep(3600)  # never finishes; waits for the request to end"
+	held         = "import time; time.sleep(2)  # runs until the test releases it"
 	outlivesRun  = "# still running when its bound expires"
 	deletedRun   = "# deleted by someone else while the request waits"
 	refusedRun   = "# the API server refuses the CodeRun"
@@ -55,13 +56,15 @@ const (
 )
 
 // fakeRunner plays internal/runs.Client: Run answers according to the program, at once,
-// except hang, which waits until the request ends.
+// except hang, which waits until the request ends, and held, which waits for release.
 type fakeRunner struct {
 	pingErr  error
 	unsynced bool
 	// waiting gets a value each time a hang run starts waiting, so that tests know it is
 	// in flight without polling.
 	waiting chan struct{}
+	// release ends held runs (they then print "released"); closing it ends them all.
+	release chan struct{}
 
 	mu    sync.Mutex
 	calls []runCall
@@ -111,6 +114,16 @@ func (f *fakeRunner) Run(ctx context.Context, spec execv1alpha1.CodeRunSpec, bou
 		}
 		<-ctx.Done()
 		return run, ctx.Err()
+	case held:
+		if f.waiting != nil {
+			f.waiting <- struct{}{}
+		}
+		select {
+		case <-f.release:
+			return finish(testenv.Completed("released\n"))
+		case <-ctx.Done():
+			return run, ctx.Err()
+		}
 	case outlivesRun:
 		return run, fmt.Errorf("%w (%s)", runs.ErrBoundExceeded, bound)
 	case deletedRun:

@@ -24,7 +24,7 @@ func (f *fixture) listen(t *testing.T, change func(*http.Server)) string {
 	t.Helper()
 	srv := f.srv.HTTPServer(context.Background())
 	if change != nil {
-		change(srv)
+		change(srv.Server)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
