@@ -16,7 +16,8 @@
 #     daemon with `docker save | docker load` (a local pipe; no registry).
 # Usage:
 #   hack/docker.sh up|down|status
-#   hack/docker.sh env            prints KIND_DOCKER_HOST=... BUILD_DOCKER_HOST=... lines
+#   hack/docker.sh env            prints KIND_DOCKER_HOST=..., BUILD_DOCKER_HOST=... and
+#                                 DOCKER_CLIENT_DIR=... (a folder with Debian's `docker`)
 #   hack/docker.sh exec CMD...    runs CMD in the kind daemon's network namespace, with
 #                                 DOCKER_HOST set to the kind daemon
 # `down` stops both daemons, removes their containers' cgroups and the namespace; the data
@@ -50,15 +51,19 @@ dockerd_args() {
 up() {
 	command -v dockerd >/dev/null || die "dockerd is missing: apt-get install -y docker.io (Debian's Docker engine)"
 	[ -x "$DOCKER_CLIENT" ] || die "$DOCKER_CLIENT is missing (Debian's docker.io package installs it)"
-	mkdir -p "$DOCKER_DIR/kind" "$DOCKER_DIR/build"
+	mkdir -p "$DOCKER_DIR/kind" "$DOCKER_DIR/build" "$DOCKER_DIR/bin"
+	ln -sf "$DOCKER_CLIENT" "$DOCKER_DIR/bin/docker"
 	# dockerd's containerd makes /opt/containerd (its plugins' folder; dockerd's generated
 	# configuration has no setting for it): remember whether it was there, so `down` removes
 	# only what we made.
 	[ -e /opt/containerd ] || [ -e "$DOCKER_DIR/opt-containerd-ours" ] || touch "$DOCKER_DIR/opt-containerd-ours"
 	# The daemon's identity key goes to /etc/docker/key.json unless its configuration file says
-	# otherwise (dockerd 20.10 has no flag for it).
+	# otherwise (dockerd 20.10 has no flag for it). The runtime is runc through hack/docker-runc,
+	# which keeps a privileged container (a kind node) within this machine's capabilities.
 	for n in kind build; do
-		printf '{"deprecated-key-path": "%s"}\n' "$DOCKER_DIR/$n/key.json" >"$DOCKER_DIR/$n/daemon.json"
+		jq -n --arg key "$DOCKER_DIR/$n/key.json" --arg runc "$ROOT/hack/docker-runc" \
+			'{"deprecated-key-path": $key, "runtimes": {"runc-bounded": {"path": $runc}}, "default-runtime": "runc-bounded"}' \
+			>"$DOCKER_DIR/$n/daemon.json"
 	done
 	if [ ! -e "$KIND_NETNS_PATH" ]; then
 		log "creating network namespace $KIND_NETNS"
@@ -108,6 +113,7 @@ env)
 	echo "KIND_DOCKER_HOST=$(sock kind)"
 	echo "BUILD_DOCKER_HOST=$(sock build)"
 	echo "KIND_NETNS_PATH=$KIND_NETNS_PATH"
+	echo "DOCKER_CLIENT_DIR=$DOCKER_DIR/bin"
 	;;
 exec)
 	shift
