@@ -30,8 +30,8 @@ import (
 // still sending. The answer needs no FIN: it carries its length and Connection: close, so
 // a client knows it has all of it and closes. The middleware unreadBody marks the
 // connection when a handler left its request's body unread; only marked connections
-// linger. (lingerConn has no CloseWrite for the same reason: net/http half-closes the
-// connections it can before it closes them.)
+// linger, and net/http's own half-close (CloseWrite) is skipped on them. Unmarked ones
+// keep it: net/http's own refusals (431 for a header flood) end their answer with the FIN.
 //
 // The bounds: a lingering connection reads at most maxDrainBytes and for at most
 // drainTimeout, whichever comes first, and then closes with whatever is left unread (a
@@ -95,6 +95,18 @@ type lingerConnKey struct{}
 func (c *lingerConn) markUnread(id string) {
 	c.requestID.Store(id)
 	c.unread.Store(true)
+}
+
+// CloseWrite half-closes the connection, as net/http does before it closes one that may
+// have unread data, except on a marked one (see above).
+func (c *lingerConn) CloseWrite() error {
+	if c.unread.Load() {
+		return nil
+	}
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // Close closes the connection; with a body left unread, after the lingering close above.
