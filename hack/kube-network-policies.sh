@@ -44,7 +44,7 @@ knp_build() {
 	log "kube-network-policies $KNP_VERSION: applying ${KNP_PATCH#"$ROOT"/}"
 	(cd "$KNP_WORK_DIR" && patch -p1 --quiet --no-backup-if-mismatch <"$KNP_PATCH") ||
 		die "the patch ${KNP_PATCH#"$ROOT"/} does not apply to $KNP_MODULE@$KNP_VERSION"
-	log "kube-network-policies $KNP_VERSION: building (about 1 min with empty Go caches)"
+	log "kube-network-policies $KNP_VERSION: building (5 s with warm Go caches; 4.5 min with an empty build cache on two busy cores)"
 	(cd "$KNP_WORK_DIR" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$KNP_BIN.tmp" ./cmd) ||
 		die "building kube-network-policies $KNP_VERSION in ${KNP_WORK_DIR#"$ROOT"/} failed"
 	mv "$KNP_BIN.tmp" "$KNP_BIN"
