@@ -10,6 +10,8 @@ KNP_VERSION="${KNP_VERSION:-v0.8.0}"
 KNP_MODULE=sigs.k8s.io/kube-network-policies
 # The table the enforcer owns in the cluster's network namespace (upstream's default name).
 KNP_TABLE=kube-network-policies
+# The NFQUEUE number it listens on (upstream's default; passed explicitly so the check agrees).
+KNP_QUEUE=100
 # Its Prometheus metrics, on the loopback of the cluster's network namespace only.
 KNP_METRICS_ADDR="${KNP_METRICS_ADDR:-127.0.0.1:9080}"
 
@@ -52,11 +54,16 @@ knp_build() {
 	log "kube-network-policies $KNP_VERSION: built in $((SECONDS - start)) s"
 }
 
-# knp_table_exists: the enforcer's nftables table is in the cluster's network namespace.
-knp_table_exists() { in_netns nft list table inet "$KNP_TABLE" >/dev/null 2>&1; }
+# knp_listening: the enforcer's nftables table is in the cluster's network namespace and a
+# program listens on its queue. The table alone is not enough: a stopped enforcer leaves it
+# (fail closed), so after a restart it is there before the new one judges anything.
+knp_listening() {
+	in_netns nft list table inet "$KNP_TABLE" >/dev/null 2>&1 &&
+		in_netns awk -v q="$KNP_QUEUE" '$1 == q { found = 1 } END { exit !found }' /proc/net/netfilter/nfnetlink_queue
+}
 
 # network_policy_up starts the enforcer in the cluster's network namespace (after the API
-# server and containerd, before the kubelet starts pods) and waits for its nftables table.
+# server and containerd, before the kubelet starts pods) and waits until it listens.
 # Uses local-cluster.sh's cert and kubeconfig functions and lib.sh's process helpers.
 network_policy_up() {
 	knp_paths
@@ -81,13 +88,16 @@ network_policy_up() {
 		--metrics-bind-address "$KNP_METRICS_ADDR" \
 		--fail-open=false \
 		--queue-cidrs "$POD_CIDR" \
+		--nfqueue-id "$KNP_QUEUE" \
 		"${nri[@]}" \
 		-v=2
-	wait_for "kube-network-policies nftables table" 60 knp_table_exists
+	wait_for "kube-network-policies listening (nftables table, NFQUEUE $KNP_QUEUE)" 60 knp_listening
 }
 
-# network_policy_down stops the enforcer; on SIGTERM it removes its own nftables table (the
-# patch), and the namespace's deletion takes whatever is left.
+# network_policy_down stops the enforcer. Its nftables table stays (SIGTERM ends it at once):
+# until an enforcer listens again, the packets it would judge are dropped, not let through
+# (fail closed, also across `hack/local-cluster.sh restart`); the namespace's deletion at
+# teardown removes the table.
 network_policy_down() {
 	stop_process kube-network-policies
 }
