@@ -255,23 +255,19 @@ test-faults: dev ## Kill or restart each component (operator, front, PostgreSQL,
 test-scale: kube-binaries ## 10,000 CodeRuns and 10,000 plain Jobs on a separate control plane with 100 kwok nodes: throughput ratio, operator peak RSS, TTL cleanup (minutes).
 	hack/test-scale.sh
 
-##@ kind (for machines with Docker)
+##@ kind (Docker: the machine's, or Debian's docker.io started by hack/docker.sh as root)
 
-.PHONY: kind-up
-kind-up: kind ## Create a kind cluster named $(KIND_CLUSTER).
-	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 120s
-
-.PHONY: kind-load
-kind-load: kind ## Load the images (build them with `make images CONTAINER_TOOL=docker CONTAINER_BUILD=build`) into kind.
-	$(KIND) load docker-image --name $(KIND_CLUSTER) $(RUNNER_IMG) $(OPERATOR_IMG) $(FRONT_IMG)
+.PHONY: kind-node-image
+kind-node-image: ## Build kind's node image here (hack/kind-node-image.sh: Kubernetes, containerd and the component images from source; no registry).
+	hack/kind-node-image.sh
 
 .PHONY: test-e2e-kind
-test-e2e-kind: kind helm ## On a machine with Docker: build the images, load them into kind, helm install the chart and run test/e2e against it.
+test-e2e-kind: kind helm ## Create a kind cluster (node image built here), docker build the images, kind load them, helm install the chart and run test/e2e against it.
 	KIND=$(KIND) HELM=$(HELM) KIND_CLUSTER=$(KIND_CLUSTER) IMG_TAG=$(IMG_TAG) E2E_UPGRADE_TAG=$(E2E_UPGRADE_TAG) hack/kind-e2e.sh
 
 .PHONY: kind-down
-kind-down: kind ## Delete the kind cluster.
-	$(KIND) delete cluster --name $(KIND_CLUSTER)
+kind-down: kind ## Delete the kind cluster, its forwards and the project's own Docker daemons (hack/docker.sh) if they run.
+	KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) hack/kind-e2e.sh down
 
 ##@ Deployment
 
