@@ -205,9 +205,12 @@ bdocker cp "$KUBE_BIN_DIR/kubelet" "$build_container:/usr/bin/kubelet"
 bdocker exec "$build_container" sh -c "chown root:root /usr/bin/kubeadm /usr/bin/kubectl /usr/bin/kubelet && chmod 0755 /usr/bin/kubeadm /usr/bin/kubectl /usr/bin/kubelet && echo $KUBE_VERSION >/kind/version"
 # The images go into the node's containerd as kind's builder puts them there: containerd
 # started for the import only, the images pinned (the kubelet's image GC keeps them).
+# shellcheck disable=SC2016 # expanded by the node's shell
 bdocker exec "$build_container" bash -c 'containerd >/tmp/containerd.log 2>&1 & echo $! >/tmp/containerd.pid'
+# shellcheck disable=SC2016 # expanded by the node's shell
 bdocker exec "$build_container" bash -c 'for i in $(seq 1 50); do [ -S /run/containerd/containerd.sock ] && ctr version >/dev/null 2>&1 && exit 0; sleep 0.2; done; cat /tmp/containerd.log; exit 1'
 bdocker exec -i "$build_container" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests - <"$imgs/components.tar" >/dev/null
+# shellcheck disable=SC2016 # expanded by the node's shell
 bdocker exec "$build_container" bash -c 'ctr --namespace=k8s.io images list -q | grep -v sha256: >&2; kill "$(cat /tmp/containerd.pid)"; while grep -qs "^State:[[:space:]]*[^Z]" "/proc/$(cat /tmp/containerd.pid)/status"; do sleep 0.2; done; rm -f /tmp/containerd.pid /tmp/containerd.log'
 bdocker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' --change 'ENV HTTP_PROXY="" HTTPS_PROXY="" NO_PROXY=""' \
 	"$build_container" "$NODE_IMAGE" >/dev/null
