@@ -44,14 +44,12 @@ RELEASE_NAMESPACE=coderun-system
 COMPONENTS=(python operator front)
 KNP_IMG=localhost/kube-network-policies:v0.8.0-coderun
 
-[ -x "$KIND" ] || die "KIND=$KIND is not an executable (make test-e2e-kind installs kind into bin/)"
-[ -x "$HELM" ] || die "HELM=$HELM is not an executable (make test-e2e-kind installs helm into bin/)"
-[ "$IMG_TAG" != "$E2E_UPGRADE_TAG" ] || die "E2E_UPGRADE_TAG must differ from IMG_TAG ($IMG_TAG)"
 FWD_DIR="$DEV_DIR/kind"
 
 # `hack/kind-e2e.sh down` (make kind-down): deletes the cluster, stops our forwards and, when
 # they run, the project's own Docker daemons (hack/docker.sh down).
 if [ "${1:-}" = down ]; then
+	[ -x "$KIND" ] || die "KIND=$KIND is not an executable (make kind-down installs kind into bin/)"
 	docker_env=()
 	if "$ROOT/hack/docker.sh" status | quiet_grep 'dockerd-kind: running'; then
 		eval "$("$ROOT/hack/docker.sh" env)"
@@ -67,6 +65,9 @@ if [ "${1:-}" = down ]; then
 	exit 0
 fi
 
+[ -x "$KIND" ] || die "KIND=$KIND is not an executable (make test-e2e-kind installs kind into bin/)"
+[ -x "$HELM" ] || die "HELM=$HELM is not an executable (make test-e2e-kind installs helm into bin/)"
+[ "$IMG_TAG" != "$E2E_UPGRADE_TAG" ] || die "E2E_UPGRADE_TAG must differ from IMG_TAG ($IMG_TAG)"
 for tool in kubectl curl make setsid "$GO"; do
 	command -v "$tool" >/dev/null || die "$tool is needed and not in PATH"
 done
@@ -193,6 +194,9 @@ if [ "$forward" = 1 ]; then
 fi
 export KUBECONFIG="$tmpdir/kubeconfig"
 wait_for "API server of kind cluster $KIND_CLUSTER" 60 kubectl get --raw /readyz
+# CoreDNS asks 100m of CPU per replica; make dev's node runs none, and the runs need the room
+# on 2 cores (as the control plane's patches in the node image: hack/kind/node/Dockerfile).
+kubectl -n kube-system set resources deployment coredns --requests=cpu=10m >/dev/null
 
 # 2. The NetworkPolicy enforcer's image: kube-network-policies, patched for kernels without
 # nft's queue (hack/kube-network-policies.sh build), as a DaemonSet (step 4).

@@ -32,7 +32,10 @@ CRICTL_VERSION="${CRICTL_VERSION:-v1.36.0}" # kind v0.33.0's base image has cric
 COREDNS_VERSION="${COREDNS_VERSION:-v1.14.6}"
 PAUSE_VERSION="${PAUSE_VERSION:-3.10.2}"
 ETCD_IMAGE_TAG="${ETCD_IMAGE_TAG:-3.7.0-0}"
-NODE_IMAGE="${KIND_NODE_IMAGE:-localhost/kind-node:$KUBE_VERSION-coderun}"
+# The tag names what the image is made of (this script and hack/kind/), so a change builds a
+# new one; a running cluster keeps its node until make kind-down.
+inputs_hash="$(cd "$ROOT" && find hack/kind-node-image.sh hack/kind/node hack/kind/images -type f ! -name '*kube-network-policies*' | sort | xargs cat | sha256sum | cut -c1-12)"
+NODE_IMAGE="${KIND_NODE_IMAGE:-localhost/kind-node:$KUBE_VERSION-coderun-$inputs_hash}"
 BASE_IMAGE_NAME="localhost/kind-base:$KIND_VERSION-coderun"
 DEBIAN_IMAGE="$BASE_IMG" # docker.io/library/debian:trixie-slim (hack/lib.sh)
 OUT="$ROOT/bin/kind-node"
@@ -152,7 +155,7 @@ ctx="$tmp/base"
 mkdir -p "$ctx/bin"
 cp -r "$kind_dir/images/base/files" "$ctx/files"
 chmod -R u+w "$ctx/files"
-cp "$ROOT/hack/kind/node/"{Dockerfile,10-bridge.conflist,default-storage.yaml} "$ctx/"
+cp -r "$ROOT/hack/kind/node/"{Dockerfile,10-bridge.conflist,default-storage.yaml,patches} "$ctx/"
 cp "$CONTAINERD_BIN_DIR"/{containerd,ctr,containerd-shim-runc-v2} "$RUNC_BIN_DIR/runc" "$ctx/bin/"
 cp "$OUT/bin/crictl-$CRICTL_VERSION" "$ctx/bin/crictl"
 log "step 3/5: building $BASE_IMAGE_NAME (hack/kind/node/Dockerfile; apt-get, a few minutes cold)"
