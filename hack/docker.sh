@@ -49,7 +49,8 @@ dockerd_args() {
 }
 
 up() {
-	command -v dockerd >/dev/null || die "dockerd is missing: apt-get install -y docker.io (Debian's Docker engine)"
+	"$ROOT/hack/host-tools.sh" docker # Debian's docker.io, jq, and what the node image needs
+	command -v dockerd >/dev/null || die "dockerd is missing after hack/host-tools.sh docker (Debian's docker.io)"
 	[ -x "$DOCKER_CLIENT" ] || die "$DOCKER_CLIENT is missing (Debian's docker.io package installs it)"
 	mkdir -p "$DOCKER_DIR/kind" "$DOCKER_DIR/build" "$DOCKER_DIR/bin"
 	ln -sf "$DOCKER_CLIENT" "$DOCKER_DIR/bin/docker"

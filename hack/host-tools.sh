@@ -4,6 +4,8 @@
 # packages are installed, so running it again costs nothing. Usage:
 #   hack/host-tools.sh            cluster tools (runc, CNI plugins, buildah, libseccomp-dev, ...)
 #   hack/host-tools.sh chromium   the browser for the page's browser tests
+#   hack/host-tools.sh docker     Debian's Docker engine and what kind's node image needs
+#                                 (hack/docker.sh up, for make test-e2e-kind)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOG_PREFIX=host-tools
@@ -19,7 +21,12 @@ cluster)
 chromium)
 	packages=(chromium fonts-dejavu-core)
 	;;
-*) die "unknown set '$1' (cluster or chromium)" ;;
+docker)
+	# dockerd 20.10 (docker.io) and jq for hack/docker.sh; debootstrap, gcc and libc6-dev
+	# (pause), pkg-config and libseccomp-dev (runc) for hack/kind-node-image.sh.
+	packages=(docker.io jq iproute2 util-linux curl debootstrap gcc libc6-dev pkg-config libseccomp-dev)
+	;;
+*) die "unknown set '$1' (cluster, chromium or docker)" ;;
 esac
 
 missing=()
@@ -33,6 +40,17 @@ fi
 [ "$(id -u)" -eq 0 ] || die "installing ${missing[*]} needs root (apt-get)"
 log "installing ${missing[*]} from Debian (apt-get)"
 export DEBIAN_FRONTEND=noninteractive
+# docker.io's (and containerd's) maintainer scripts would start the machine's own daemon,
+# which puts docker0 and its iptables rules in the host's network namespace: the project
+# starts its daemons itself (hack/docker.sh). Debian's policy-rc.d, which invoke-rc.d and
+# deb-systemd-invoke ask first, refuses every start while the packages install; one that
+# is already there (a container image's) is left as it is.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# hack/host-tools.sh: no service starts while packages install\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 log "installed ${missing[*]}"
