@@ -67,6 +67,7 @@ up() {
 			>"$DOCKER_DIR/$n/daemon.json"
 	done
 	if [ ! -e "$KIND_NETNS_PATH" ]; then
+		run_netns_record
 		log "creating network namespace $KIND_NETNS"
 		ip netns add "$KIND_NETNS"
 	fi
@@ -98,8 +99,7 @@ down() {
 		log "deleting network namespace $KIND_NETNS"
 		ip netns delete "$KIND_NETNS"
 	fi
-	# `ip netns add` creates /run/netns when it is missing; leave it only if it holds others.
-	rmdir /run/netns 2>/dev/null || true
+	run_netns_restore
 }
 
 case "${1:-}" in

@@ -37,6 +37,32 @@ CONTAINERD_SOCK="$CLUSTER_DIR/containerd/containerd.sock"
 NETNS=coderun-dev
 NETNS_PATH=/run/netns/$NETNS
 
+# `ip netns add` creates /run/netns when it is missing and bind-mounts it onto itself. Both
+# namespaces of the project (the cluster's, hack/docker.sh's) record how /run/netns was
+# before the first of them, in one file, and the last one deleted puts it back as it was, so
+# `make dev` and `make test-e2e-kind` may start and stop in any order.
+RUN_NETNS_RECORD="$DEV_DIR/run-netns.before"
+# run_netns_record: before `ip netns add`; a record that exists is from the first namespace.
+run_netns_record() {
+	[ -f "$RUN_NETNS_RECORD" ] && return 0
+	local state=""
+	if [ -e /run/netns ]; then state=existed; fi
+	if findmnt -rn /run/netns >/dev/null 2>&1; then state="$state mounted"; fi
+	mkdir -p "$DEV_DIR"
+	echo "$state" >"$RUN_NETNS_RECORD"
+}
+# run_netns_restore: after `ip netns del`; a namespace still there (another project's, or
+# our other one) leaves /run/netns as it is, and the record for the last one.
+run_netns_restore() {
+	[ -f "$RUN_NETNS_RECORD" ] || return 0
+	[ -z "$(ls -A /run/netns 2>/dev/null)" ] || return 0
+	if ! grep -qw mounted "$RUN_NETNS_RECORD"; then
+		while findmnt -rn /run/netns >/dev/null 2>&1; do umount /run/netns 2>/dev/null || break; done
+	fi
+	grep -qw existed "$RUN_NETNS_RECORD" || rmdir /run/netns 2>/dev/null || true
+	rm -f "$RUN_NETNS_RECORD"
+}
+
 # The cluster's addresses, all inside NETNS. The node address is accepted by the kubelet
 # (which refuses loopback addresses).
 NODE_NAME=coderun-dev

@@ -55,8 +55,7 @@ record_baseline() {
 	local p s
 	for p in "${HOST_PATHS[@]}"; do [ -e "$p" ] && echo "$p"; done >"$b/paths"
 	for s in "${SYSCTLS[@]}"; do echo "$s=$(sysctl -n "$s" 2>/dev/null || echo '?')"; done >"$b/sysctls"
-	# /run/netns is a mount point once `ip netns add` ran (it bind-mounts the folder onto itself).
-	if findmnt -rn /run/netns >/dev/null 2>&1; then touch "$b/run-netns-mounted"; fi
+	run_netns_record
 	touch "$b/done"
 	log "recorded the host's baseline (paths, sysctls) in ${b#"$ROOT"/}"
 }
@@ -539,14 +538,7 @@ undo_host_changes() {
 	if netns_exists; then
 		ip netns del "$NETNS" && log "deleted the network namespace $NETNS"
 	fi
-	# /run/netns as before `up` (unless another namespace lives there now): `ip netns add`
-	# made the folder and bind-mounted it onto itself.
-	if [ -f "$b/done" ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
-		if [ ! -f "$b/run-netns-mounted" ]; then
-			while findmnt -rn /run/netns >/dev/null 2>&1; do umount /run/netns 2>/dev/null || break; done
-		fi
-		grep -qxF /run/netns "$b/paths" || rmdir /run/netns 2>/dev/null || true
-	fi
+	run_netns_restore
 	# cgroups the kubelet made under each controller (children first).
 	local cg
 	for cg in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
