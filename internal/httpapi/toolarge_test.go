@@ -50,6 +50,30 @@ func newOversized(size int) oversized {
 	return oversized{size: size, plain: plain, chunked: chunkedBody(plain, 64<<10)}
 }
 
+// framed is the body as a client sends it with framing ("Content-Length" or "chunked") and
+// the Content-Length it declares (-1: chunked).
+func (o oversized) framed(framing string) (wire []byte, length int) {
+	if framing == "chunked" {
+		return o.chunked, -1
+	}
+	return o.plain, len(o.plain)
+}
+
+// sendWhole sends a request whose body goes out whole, in one write, before the client
+// reads, and returns the final answer. The write must not fail: a client would report the
+// reset, not the answer.
+func sendWhole(t *testing.T, addr, path string, wire []byte, length int, expect bool) wireAnswer {
+	t.Helper()
+	conn := dial(t, addr)
+	if _, err := io.WriteString(conn, head(path, length, expect)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(wire); err != nil {
+		t.Fatalf("sending the %d MiB body: %v", len(wire)>>20, err)
+	}
+	return readFinal(bufio.NewReader(conn))
+}
+
 // chunkedBody is body in chunks of size bytes, with the last chunk.
 func chunkedBody(body []byte, size int) []byte {
 	var b bytes.Buffer
@@ -131,25 +155,12 @@ func TestTooLargeIsReadable(t *testing.T) {
 		body := newOversized(size)
 		for _, route := range bodyRoutes {
 			for _, framing := range []string{"Content-Length", "chunked"} {
-				wire, length := body.plain, len(body.plain)
-				if framing == "chunked" {
-					wire, length = body.chunked, -1
-				}
+				wire, length := body.framed(framing)
 				for _, expect := range []bool{false, true} {
 					t.Run(fmt.Sprintf("%s expect=%v whole body first", caseName(size, route, framing), expect), func(t *testing.T) {
-						// The body goes out whole, in one write, before the client reads:
-						// the write must not fail (a client would report the reset, not
-						// the answer), and the answer must be there after it. A client
-						// that sent Expect: 100-continue may send its body without waiting
-						// (RFC 9110, 10.1.1).
-						conn := dial(t, addr)
-						if _, err := io.WriteString(conn, head(route.path, length, expect)); err != nil {
-							t.Fatal(err)
-						}
-						if _, err := conn.Write(wire); err != nil {
-							t.Fatalf("sending the %d MiB body: %v", size>>20, err)
-						}
-						wantTooLarge(t, route, readFinal(bufio.NewReader(conn)))
+						// A client that sent Expect: 100-continue may send its body
+						// without waiting (RFC 9110, 10.1.1).
+						wantTooLarge(t, route, sendWhole(t, addr, route.path, wire, length, expect))
 						runsAfter(t, addr)
 					})
 				}
@@ -196,20 +207,10 @@ func TestTooLargeThroughForwarder(t *testing.T) {
 	for _, size := range []int{8 << 20, 64 << 20} {
 		body := newOversized(size)
 		for _, framing := range []string{"Content-Length", "chunked"} {
-			wire, length := body.plain, len(body.plain)
-			if framing == "chunked" {
-				wire, length = body.chunked, -1
-			}
+			wire, length := body.framed(framing)
 			for _, expect := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s expect=%v", caseName(size, route, framing), expect), func(t *testing.T) {
-					conn := dial(t, addr)
-					if _, err := io.WriteString(conn, head(route.path, length, expect)); err != nil {
-						t.Fatal(err)
-					}
-					if _, err := conn.Write(wire); err != nil {
-						t.Fatalf("sending the %d MiB body: %v", size>>20, err)
-					}
-					wantTooLarge(t, route, readFinal(bufio.NewReader(conn)))
+					wantTooLarge(t, route, sendWhole(t, addr, route.path, wire, length, expect))
 					runsAfter(t, addr)
 				})
 			}
@@ -350,10 +351,7 @@ func TestTooLargeBrokenClients(t *testing.T) {
 	<-f.runner.waiting
 
 	for _, framing := range []string{"Content-Length", "chunked"} {
-		wire, length := body.plain, len(body.plain)
-		if framing == "chunked" {
-			wire, length = body.chunked, -1
-		}
+		wire, length := body.framed(framing)
 		half := wire[:len(wire)/2]
 		t.Run(framing+" reset mid-body", func(t *testing.T) {
 			conn := dial(t, addr)
