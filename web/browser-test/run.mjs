@@ -148,6 +148,11 @@ async function runAndWait(page, start) {
   const took = performance.now() - started;
   const shown = await status(page).getAttribute('data-status');
   console.log(`Run-to-result: ${took.toFixed(0)} ms (${shown})`);
+  if (shown !== 'Succeeded') {
+    // What the page showed, so that a run that fails when a test expects it to succeed says why.
+    const text = await page.locator('[data-testid=result-status], [data-testid=error-message], [data-testid=output], [data-testid=compile-output]').allInnerTexts();
+    console.log(`#   shown: ${JSON.stringify(text.join(' | ').slice(0, 600))}; language ${await page.getByTestId('language').inputValue().catch(() => '?')}`);
+  }
   assert.ok(await page.evaluate(() => window.__sawBusy), 'a progress state with Run disabled was shown while the run went on');
   assert.ok(await page.getByTestId('run').isEnabled(), 'Run is enabled again');
   return status(page).getAttribute('data-status');
@@ -506,8 +511,9 @@ describe(`coderun page at ${BASE_URL}`, () => {
     await page.keyboard.type('from');
     assert.match(await editorText(page), /^from sys\n/, 'a double-clicked keyword typed over');
     await page.keyboard.press('ControlOrMeta+z');
-    assert.match(await editorText(page), /^import sys\n/, 'undone as one step');
-    assert.equal(await runAndWait(page, () => page.keyboard.press('Control+Enter')), 'Succeeded');
+    const undone = await editorText(page);
+    assert.match(undone, /^import sys\n/, 'undone as one step');
+    assert.equal(await runAndWait(page, () => page.keyboard.press('Control+Enter')), 'Succeeded', `the run of ${JSON.stringify(undone)}`);
     await done(page);
   });
 

@@ -259,6 +259,12 @@ export function App() {
 
   const codeRef = useRef(code);
   codeRef.current = code;
+  // An edit reaches codeRef at once, not at the next render: Ctrl+Enter right after a
+  // keystroke runs exactly what the editor shows.
+  const onCodeChange = useCallback((c: string) => {
+    codeRef.current = c;
+    setCode(c);
+  }, []);
   const stdinRef = useRef(stdin);
   stdinRef.current = stdin;
   const busyRef = useRef(busy);
@@ -548,7 +554,7 @@ export function App() {
             </div>
           )}
           <div className="editor-wrap">
-            <Editor ref={editor} initialValue={initial.code} language={choice.language} aliases={current?.aliases} onChange={setCode} onRun={runCode} />
+            <Editor ref={editor} initialValue={initial.code} language={choice.language} aliases={current?.aliases} onChange={onCodeChange} onRun={runCode} />
           </div>
           <label className="field-label" htmlFor="stdin">
             Input (stdin)
