@@ -151,7 +151,7 @@ async function runAndWait(page, start) {
   if (shown !== 'Succeeded') {
     // What the page showed, so that a run that fails when a test expects it to succeed says why.
     const text = await page.locator('[data-testid=result-status], [data-testid=error-message], [data-testid=output], [data-testid=compile-output]').allInnerTexts();
-    console.log(`#   shown: ${JSON.stringify(text.join(' | ').slice(0, 600))}; language ${await page.getByTestId('language').inputValue().catch(() => '?')}`);
+    console.log(`  shown: ${JSON.stringify(text.join(' | ').slice(0, 600))}; language ${await page.getByTestId('language').inputValue().catch(() => '?')}`);
   }
   assert.ok(await page.evaluate(() => window.__sawBusy), 'a progress state with Run disabled was shown while the run went on');
   assert.ok(await page.getByTestId('run').isEnabled(), 'Run is enabled again');
